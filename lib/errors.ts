@@ -1,0 +1,25 @@
+/** Stable error codes: match on `err.code`, never on the message. */
+export type KitErrorCode =
+  | 'ERR_KIT_INVALID_OPTION'
+  | 'ERR_KIT_INVALID_ARGUMENT'
+  | 'ERR_KIT_NOT_INTEGER'
+  | 'ERR_KIT_CLOSED'
+
+/** The one error class the kit throws. Messages never contain a password. */
+export class KitError extends Error {
+  readonly code: KitErrorCode
+
+  constructor(code: KitErrorCode, message: string) {
+    super(message)
+    this.name = 'KitError'
+    this.code = code
+  }
+}
+
+export function invalidOption(option: string, problem: string, fix: string): KitError {
+  return new KitError('ERR_KIT_INVALID_OPTION', `express-redis-kit: ${option} ${problem}. ${fix}`)
+}
+
+export function invalidArgument(method: string, problem: string): KitError {
+  return new KitError('ERR_KIT_INVALID_ARGUMENT', `express-redis-kit: ${method}: ${problem}`)
+}

@@ -1,0 +1,46 @@
+/**
+ * The health router. `GET /redis` is a live check of Redis itself (503 when it fails);
+ * `GET /` says whether the app is serving, and stays 200 while features run from memory,
+ * which is what liveness/readiness probes should watch.
+ */
+import express, { type Request, type Response, type Router } from 'express'
+import type { ConnectionManager } from './connection.js'
+
+export function createHealthRouter(manager: ConnectionManager): Router {
+  const router = express.Router()
+
+  router.get('/redis', async function redisHealth(_req: Request, res: Response) {
+    res.set('Cache-Control', 'no-store')
+    if (manager.state === 'disabled') {
+      res.status(200).json({ status: 'disabled', message: 'Redis is not available or not configured' })
+      return
+    }
+    try {
+      const latency = await manager.ping()
+      res.status(200).json({ status: 'healthy', latency_ms: Math.round(latency * 100) / 100, message: 'Redis connection is healthy' })
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error)
+      res.status(503).json({ status: 'unhealthy', error: reason, message: 'Redis connection failed' })
+    }
+  })
+
+  router.get('/', function summary(_req: Request, res: Response) {
+    res.set('Cache-Control', 'no-store')
+    const backend = manager.backend()
+    const features: Record<string, string> = {}
+    for (const name of manager.featureNames) features[name] = backend
+    const state = manager.state
+    res.status(200).json({
+      status: state === 'ready' || state === 'disabled' ? 'ok' : 'degraded',
+      redis: {
+        state,
+        since: manager.since.toISOString(),
+        ...(manager.lastError && state !== 'ready' ? { error: manager.lastError.message } : {}),
+      },
+      features,
+      journal: { pending: manager.journal.size },
+    })
+  })
+
+  return router
+}

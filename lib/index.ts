@@ -1,0 +1,9 @@
+export { createKit, Kit } from './kit.js'
+export { KeyValueClient } from './client.js'
+export { ConnectionManager } from './connection.js'
+export { MemoryStore } from './memory.js'
+export { KitError, type KitErrorCode } from './errors.js'
+export { redactUrl } from './config.js'
+export type {
+  Backend, JournalOptions, KitEvents, KitOptions, KitState, KitValue, Logger, MemoryOptions,
+} from './types.js'

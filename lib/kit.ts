@@ -1,0 +1,59 @@
+/** createKit(): one connection manager, every feature bound to it. */
+import type { Router } from 'express'
+import { KeyValueClient } from './client.js'
+import { resolveConfig } from './config.js'
+import { ConnectionManager } from './connection.js'
+import { createHealthRouter } from './health.js'
+import type { KitEvents, KitOptions, KitState } from './types.js'
+
+export class Kit {
+  /** The connection manager; exposed for advanced use and for features added later. */
+  readonly manager: ConnectionManager
+  /** get / set / delete / exists / increment / expire, on Redis or (during an outage) memory. */
+  readonly client: KeyValueClient
+
+  constructor(options: Readonly<Partial<KitOptions>> = {}) {
+    this.manager = new ConnectionManager(resolveConfig(options))
+    this.client = new KeyValueClient(this.manager)
+  }
+
+  /** `'disabled' | 'connecting' | 'ready' | 'degraded'`. */
+  get state(): KitState {
+    return this.manager.state
+  }
+
+  /** Resolves once the first connection attempt settled either way; never rejects because Redis is down. */
+  ready(): Promise<void> {
+    return this.manager.ready()
+  }
+
+  on<E extends keyof KitEvents>(event: E, listener: (...args: KitEvents[E]) => void): this {
+    this.manager.on(event, listener as never)
+    return this
+  }
+
+  once<E extends keyof KitEvents>(event: E, listener: (...args: KitEvents[E]) => void): this {
+    this.manager.once(event, listener as never)
+    return this
+  }
+
+  off<E extends keyof KitEvents>(event: E, listener: (...args: KitEvents[E]) => void): this {
+    this.manager.off(event, listener as never)
+    return this
+  }
+
+  /** An express Router: mount it at `/health` for `GET /health` and `GET /health/redis`. */
+  healthRouter(): Router {
+    return createHealthRouter(this.manager)
+  }
+
+  /** Closes the connection and every timer; the process can then exit by itself. */
+  close(): Promise<void> {
+    return this.manager.close()
+  }
+}
+
+/** Creates a kit from options, falling back to REDIS_URL, REDIS_PASSWORD, REDIS_DB and ENABLE_REDIS. */
+export function createKit(options: Readonly<Partial<KitOptions>> = {}): Kit {
+  return new Kit(options)
+}
