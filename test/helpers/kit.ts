@@ -1,0 +1,46 @@
+/** Builders shared by the tests: silent kits with a log recorder, and small waits on events. */
+import { createKit, type Kit, type KitOptions, type KitState, type Logger } from '../../lib/index.js'
+
+export interface RecordingLogger extends Logger {
+  lines: string[]
+}
+
+export function recordingLogger(): RecordingLogger {
+  const lines: string[] = []
+  return {
+    lines,
+    info: (m) => { lines.push(`info ${m}`) },
+    warn: (m) => { lines.push(`warn ${m}`) },
+    error: (m) => { lines.push(`error ${m}`) },
+  }
+}
+
+/** A kit with an empty environment (tests never read the developer's REDIS_URL) and a recorder. */
+export function testKit(options: Partial<KitOptions> = {}): Kit & { logger: RecordingLogger } {
+  const logger = recordingLogger()
+  const kit = createKit({ env: {}, logger, ...options }) as Kit & { logger: RecordingLogger }
+  kit.logger = logger
+  return kit
+}
+
+/** Resolves when the kit reaches `state` (immediately if it is there), or rejects after `ms`. */
+export function waitForState(kit: Kit, state: KitState, ms = 10_000): Promise<void> {
+  if (kit.state === state) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { kit.off('stateChange', listener); reject(new Error(`kit did not reach ${state} within ${ms} ms (is ${kit.state})`)) }, ms)
+    const listener = (to: KitState): void => {
+      if (to !== state) return
+      clearTimeout(timer)
+      kit.off('stateChange', listener)
+      resolve()
+    }
+    kit.on('stateChange', listener)
+  })
+}
+
+/** Measures how long an async call takes, in ms. */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = performance.now()
+  const value = await fn()
+  return { value, ms: performance.now() - started }
+}
