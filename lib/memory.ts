@@ -59,7 +59,7 @@ export class MemoryStore {
   remainingTtl(key: string): RemainingTtl {
     if (!this.entries.has(key)) return undefined
     const ttl = this.entries.getRemainingTTL(key)
-    return ttl > 0 ? ttl : Infinity
+    return ttl > 0 ? Math.max(1, Math.round(ttl)) : Infinity
   }
 
   /** Keys currently held (expired ones are skipped), oldest first is not guaranteed. */
