@@ -24,6 +24,8 @@ export interface KitConfig {
   journal: JournalOptions
   logger: Logger | undefined
   redis: RedisClient | undefined
+  /** The environment the kit reads (the `env` option, else `process.env`), for features' own variables. */
+  env: Readonly<Record<string, string | undefined>>
 }
 
 const DEFAULT_URL = 'redis://localhost:6379'
@@ -182,6 +184,7 @@ export function resolveConfig(options: Readonly<Partial<KitOptions>> = {}): KitC
     journal: { maxEntries: positiveInteger(journal.maxEntries, 10_000, '`journal.maxEntries`') },
     logger: parseLogger(options.logger),
     redis: options.redis,
+    env,
   }
 }
 

@@ -4,6 +4,10 @@ export { ConnectionManager } from './connection.js'
 export { MemoryStore } from './memory.js'
 export { KitError, type KitErrorCode } from './errors.js'
 export { redactUrl } from './config.js'
+export {
+  FailoverSessionStore, type SessionCallback, type SessionMiddleware, type SessionOptions, type SessionSerializer,
+  type SessionStoreOptions, type StoredSession,
+} from './session.js'
 export type {
   Backend, JournalOptions, KitEvents, KitOptions, KitState, KitValue, Logger, MemoryOptions,
 } from './types.js'

@@ -4,6 +4,7 @@ import { KeyValueClient } from './client.js'
 import { resolveConfig } from './config.js'
 import { ConnectionManager } from './connection.js'
 import { createHealthRouter } from './health.js'
+import { createSessionMiddleware, type SessionMiddleware, type SessionOptions } from './session.js'
 import type { KitEvents, KitOptions, KitState } from './types.js'
 
 export class Kit {
@@ -40,6 +41,15 @@ export class Kit {
   off<E extends keyof KitEvents>(event: E, listener: (...args: KitEvents[E]) => void): this {
     this.manager.off(event, listener as never)
     return this
+  }
+
+  /**
+   * express-session middleware over a failover store: connect-redis while Redis is up, memory
+   * while it is down, with logins and logouts made during an outage written back afterwards.
+   * Needs a `secret` (or `SESSION_SECRET`); the store is on `.store`.
+   */
+  session(options?: Readonly<Partial<SessionOptions>>): SessionMiddleware {
+    return createSessionMiddleware(this.manager, options)
   }
 
   /** An express Router: mount it at `/health` for `GET /health` and `GET /health/redis`. */

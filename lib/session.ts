@@ -1,0 +1,45 @@
+/**
+ * `kit.session(options)`: express-session with secure defaults over the failover store, so users
+ * stay logged in through a Redis outage and their logins and logouts reach Redis afterwards.
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import session from 'express-session'
+import type { ConnectionManager } from './connection.js'
+import { parseSessionOptions, type SessionOptions } from './session/options.js'
+import { FailoverSessionStore } from './session/store.js'
+
+export { FailoverSessionStore, type SessionCallback, type StoredSession } from './session/store.js'
+export type { SessionOptions, SessionSerializer, SessionStoreOptions } from './session/options.js'
+
+/** The express-session middleware, with the store it uses (for `all()`, `ids()`, `clear()` …). */
+export type SessionMiddleware = RequestHandler & { store: FailoverSessionStore }
+
+const SHORT_SECRET = 32
+
+export function createSessionMiddleware(manager: ConnectionManager, options?: Readonly<Partial<SessionOptions>>): SessionMiddleware {
+  const config = parseSessionOptions(options, manager.config.env)
+  const logger = manager.config.logger
+  const secrets = Array.isArray(config.express.secret) ? config.express.secret : [config.express.secret]
+  if (secrets.some((secret) => secret.length < SHORT_SECRET)) {
+    logger?.warn(`[express-redis-kit] ERR_KIT_SESSION_SECRET_SHORT: a session secret is shorter than ${SHORT_SECRET} characters; `
+      + 'use a long random string so session cookies cannot be forged.')
+  }
+  const store = new FailoverSessionStore(manager, config.store)
+  const handler = session({ ...config.express, store })
+  if (!config.production || config.express.cookie.secure !== 'auto') return Object.assign(handler, { store })
+
+  let checked = false
+  // In production the cookie is Secure only on HTTPS requests; behind a TLS proxy Express sees
+  // plain HTTP unless `trust proxy` is set, and the cookie would go out without Secure.
+  const sessionWithSecureCheck = function sessionWithSecureCheck(req: Request, res: Response, next: NextFunction): void {
+    if (!checked) {
+      checked = true
+      if (!req.secure) {
+        logger?.warn('[express-redis-kit] ERR_KIT_SESSION_INSECURE: a request reached kit.session() over plain HTTP in production, '
+          + 'so the session cookie is sent without Secure. Behind a TLS proxy, call app.set(\'trust proxy\', 1). Logged once.')
+      }
+    }
+    handler(req, res, next)
+  }
+  return Object.assign(sessionWithSecureCheck, { store })
+}

@@ -1,0 +1,159 @@
+/**
+ * `kit.session(options)`: the express-session options with secure defaults, plus the store's own
+ * options, parsed once at start-up. Everything wrong throws here with the option's name and the fix.
+ */
+import type { CookieOptions, SessionData, SessionOptions as ExpressSessionOptions } from 'express-session'
+import { invalidOption } from '../errors.js'
+
+/** How session data is written to Redis and memory. `JSON` (the connect-redis default) is used when omitted. */
+export interface SessionSerializer {
+  parse(text: string): SessionData
+  stringify(session: SessionData): string
+}
+
+/** The failover store's own options (the rest are express-session's and pass through). */
+export interface SessionStoreOptions {
+  /**
+   * How long a session lives in Redis (and in the memory twin) after its last use, when the cookie
+   * has no `maxAge`. With `cookie.maxAge` the cookie's expiry is used instead, as connect-redis does.
+   * Defaults to `86400000` (24 h).
+   */
+  ttlMs: number
+  /**
+   * express-session touches the store on every request. The Redis EXPIRE is skipped while the
+   * expiry this instance last wrote is within `touchAfterMs` of the one the touch would write, so
+   * an active session is refreshed in Redis at most once per `touchAfterMs` and may expire up to
+   * `touchAfterMs` earlier than the last request plus the TTL. `0` refreshes on every request.
+   * Defaults to one tenth of the session's TTL (2.4 h for the 24 h default).
+   */
+  touchAfterMs: number | undefined
+  /** Parses and writes session data. Defaults to `JSON`, as connect-redis. */
+  serializer: SessionSerializer
+}
+
+/** `kit.session()` options: every express-session option, `secret` optional (falls back to `SESSION_SECRET`). */
+export type SessionOptions = Omit<ExpressSessionOptions, 'secret' | 'store'> & {
+  /**
+   * Signs the session cookie; an array rotates secrets (the first signs, all verify).
+   * Defaults to the `SESSION_SECRET` environment variable; without either, `kit.session()` throws.
+   */
+  secret: string | string[]
+} & SessionStoreOptions
+
+/** What the factory hands to express-session and to the store. */
+export interface SessionConfig {
+  express: Omit<ExpressSessionOptions, 'secret' | 'cookie'> & { secret: string | string[]; name: string; cookie: CookieOptions }
+  store: SessionStoreOptions
+  production: boolean
+}
+
+const EXPRESS_OPTIONS = ['secret', 'genid', 'name', 'cookie', 'rolling', 'resave', 'proxy', 'saveUninitialized', 'unset'] as const
+const STORE_OPTIONS = ['ttlMs', 'touchAfterMs', 'serializer'] as const
+const KNOWN: readonly string[] = [...EXPRESS_OPTIONS, ...STORE_OPTIONS]
+const DEFAULT_TTL_MS = 24 * 60 * 60 * 1000
+
+function squash(name: string): string {
+  return name.toLowerCase().replace(/[-_]/g, '')
+}
+
+function checkBoolean(options: Readonly<Record<string, unknown>>, name: string): void {
+  const value = options[name]
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw invalidOption(`session \`${name}\``, `is \`${String(value)}\``, 'Use true or false.')
+  }
+}
+
+function parseSecret(value: unknown, env: Readonly<Record<string, string | undefined>>): string | string[] {
+  const fromEnv = env.SESSION_SECRET
+  const secret = value ?? (fromEnv !== undefined && fromEnv.trim() !== '' ? fromEnv : undefined)
+  if (secret === undefined) {
+    throw invalidOption('session `secret`', 'is missing',
+      'Pass kit.session({ secret }) or set the SESSION_SECRET environment variable to a long random string '
+      + "(e.g. the output of `node -e \"console.log(require('crypto').randomBytes(32).toString('hex'))\"`).")
+  }
+  const list = Array.isArray(secret) ? secret : [secret]
+  if (list.length === 0 || list.some((s) => typeof s !== 'string' || s === '')) {
+    throw invalidOption('session `secret`', 'must be a non-empty string or a non-empty array of non-empty strings',
+      'Pass a long random string, or [newSecret, oldSecret] to rotate.')
+  }
+  return secret as string | string[]
+}
+
+function parseCookie(value: unknown, production: boolean): CookieOptions {
+  if (value !== undefined && (typeof value !== 'object' || value === null)) {
+    throw invalidOption('session `cookie`', typeof value === 'function'
+      ? 'is a function, which kit.session() does not support' : 'must be an object',
+    'Pass cookie options such as { maxAge: 3600000, domain: "example.com" }.')
+  }
+  // `secure: 'auto'` marks the cookie Secure exactly when the request is HTTPS; behind a TLS
+  // proxy that needs `app.set('trust proxy', …)`, which the docs explain.
+  return { path: '/', httpOnly: true, sameSite: 'lax', secure: production ? 'auto' : false, ...(value as CookieOptions | undefined) }
+}
+
+function parseMs(value: unknown, name: string, allowZero: boolean, fallback: string): void {
+  if (value === undefined) return
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw invalidOption(`session \`${name}\``, `is \`${String(value)}\``, `Use a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds (default ${fallback}).`)
+  }
+}
+
+/** The store's own options, validated; used by `kit.session()` and `new FailoverSessionStore()`. */
+export function parseStoreOptions(options: Readonly<Partial<SessionStoreOptions>> | Readonly<Record<string, unknown>>): SessionStoreOptions {
+  const given = options as Readonly<Record<string, unknown>>
+  parseMs(given.ttlMs, 'ttlMs', false, '86400000')
+  parseMs(given.touchAfterMs, 'touchAfterMs', true, 'one tenth of the TTL')
+  const serializer = given.serializer as SessionSerializer | undefined
+  if (serializer !== undefined && (typeof serializer?.parse !== 'function' || typeof serializer.stringify !== 'function')) {
+    throw invalidOption('session `serializer`', 'needs parse() and stringify()', 'Pass JSON or an object with both methods.')
+  }
+  return {
+    ttlMs: (given.ttlMs as number | undefined) ?? DEFAULT_TTL_MS,
+    touchAfterMs: given.touchAfterMs as number | undefined,
+    serializer: serializer ?? JSON,
+  }
+}
+
+export function parseSessionOptions(
+  options: Readonly<Partial<SessionOptions>> | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): SessionConfig {
+  const given = (options ?? {}) as Readonly<Record<string, unknown>>
+  if (typeof given !== 'object' || given === null) {
+    throw invalidOption('kit.session(options)', 'must be an object', 'Call kit.session({ secret }) or kit.session().')
+  }
+  for (const name of Object.keys(given)) {
+    if (KNOWN.includes(name) || given[name] === undefined) continue
+    if (name === 'store') {
+      throw invalidOption('session `store`', 'cannot be set', 'kit.session() brings its own failover store; '
+        + 'to use another store, call express-session directly.')
+    }
+    const guess = KNOWN.find((k) => squash(k) === squash(name))
+    throw invalidOption(`session \`${name}\``, 'is not an option', guess ? `Did you mean \`${guess}\`?` : `Known options: ${KNOWN.join(', ')}.`)
+  }
+  for (const name of ['rolling', 'resave', 'proxy', 'saveUninitialized']) checkBoolean(given, name)
+  if (given.name !== undefined && (typeof given.name !== 'string' || given.name === '')) {
+    throw invalidOption('session `name`', 'must be a non-empty string', "Use e.g. 'sid'.")
+  }
+  if (given.genid !== undefined && typeof given.genid !== 'function') {
+    throw invalidOption('session `genid`', 'must be a function', 'Pass (req) => string, or leave it out.')
+  }
+  if (given.unset !== undefined && given.unset !== 'destroy' && given.unset !== 'keep') {
+    throw invalidOption('session `unset`', `is \`${String(given.unset)}\``, "Use 'destroy' or 'keep'.")
+  }
+  const store = parseStoreOptions(given)
+  const production = env.NODE_ENV === 'production'
+  const passThrough: Record<string, unknown> = {}
+  for (const name of EXPRESS_OPTIONS) if (given[name] !== undefined) passThrough[name] = given[name]
+  return {
+    express: {
+      ...passThrough,
+      secret: parseSecret(given.secret, env),
+      name: (given.name as string | undefined) ?? 'sid',
+      resave: (given.resave as boolean | undefined) ?? false,
+      saveUninitialized: (given.saveUninitialized as boolean | undefined) ?? false,
+      cookie: parseCookie(given.cookie, production),
+    },
+    store,
+    production,
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * The failover session store: connect-redis's RedisStore over the kit's connection while Redis is
+ * up, the feature's memory twin while it is not, chosen per call by the connection manager.
+ *
+ * - Write-through near-cache: every session read from or written to Redis is also kept in memory
+ *   (the same serialized bytes, the same TTL), so sessions this instance has seen stay valid
+ *   through an outage.
+ * - Writes made during an outage are journaled as the exact key writes connect-redis would have
+ *   made (full key, same bytes, same expiry), so a login made then is in Redis afterwards and a
+ *   logout is not undone.
+ * - express-session is never told about Redis: no 'disconnect' event (it would stop handling
+ *   sessions) and no Redis error in a callback (it would become a 500).
+ * - Touch throttling: the Redis EXPIRE is skipped while the expiry this instance last wrote is
+ *   close enough to the one the touch would write.
+ */
+import { RedisStore } from 'connect-redis'
+import session, { type SessionData } from 'express-session'
+import { LRUCache } from 'lru-cache'
+import type { ConnectionManager } from '../connection.js'
+import type { MemoryStore } from '../memory.js'
+import type { RedisClient } from '../redis-types.js'
+import { parseStoreOptions, type SessionSerializer, type SessionStoreOptions } from './options.js'
+
+/** Node-style callback, as express-session passes them. */
+export type SessionCallback<T> = (error: unknown, value?: T) => void
+
+/** A stored session as returned by `all()`: its data plus its id. */
+export type StoredSession = SessionData & { id: string }
+
+const SCAN_COUNT = 100
+const CHUNK = 500
+
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&')
+}
+
+/** Runs `callback` with the outcome when given one; otherwise the promise is the answer. */
+function settle<T>(work: Promise<T>, callback: SessionCallback<T> | undefined): Promise<T> {
+  if (callback === undefined) return work
+  return work.then((value) => { callback(null, value); return value }, (error: unknown) => { callback(error); return undefined as T })
+}
+
+export class FailoverSessionStore extends session.Store {
+  /** The full Redis key prefix of sessions: the kit's `keyPrefix`, then `session:`. */
+  readonly prefix: string
+  private readonly manager: ConnectionManager
+  private readonly memory: MemoryStore
+  private readonly redisStore: RedisStore | undefined
+  private readonly ttlMs: number
+  private readonly touchAfterMs: number | undefined
+  private readonly serializer: SessionSerializer
+  /** Raw text of sessions parsed from Redis, so the near-cache keeps Redis's bytes without re-serializing. */
+  private readonly rawOf = new WeakMap<object, string>()
+  /** Text already serialized for a pending set, so Redis, memory and journal get the same bytes. */
+  private readonly serialized = new WeakMap<object, string>()
+  /** Per session id: the earliest moment Redis expires it, as guaranteed by this instance's own writes. */
+  private readonly redisExpiry: LRUCache<string, number>
+  /** Keys written after a `clear()` made during an outage, which that clear's replay must keep. */
+  private keptAfterClear: Set<string> | undefined
+  private readonly warned = new Set<string>()
+
+  constructor(manager: ConnectionManager, options: Readonly<Partial<SessionStoreOptions>> = {}) {
+    super()
+    const config = parseStoreOptions(options)
+    this.manager = manager
+    this.memory = manager.memory('session')
+    this.prefix = manager.key('session:', '')
+    this.ttlMs = config.ttlMs
+    this.touchAfterMs = config.touchAfterMs
+    this.serializer = config.serializer
+    this.redisExpiry = new LRUCache({ max: manager.config.memory.maxEntries })
+    const client = manager.redis
+    this.redisStore = client === undefined ? undefined : new RedisStore({
+      client,
+      prefix: this.prefix,
+      ttl: (sess: SessionData) => this.ttlSeconds(sess),
+      serializer: {
+        parse: (text: string) => {
+          const sess = this.serializer.parse(text)
+          if (typeof sess === 'object' && sess !== null) this.rawOf.set(sess, text)
+          return sess
+        },
+        stringify: (sess: SessionData) => {
+          const text = this.serialized.get(sess)
+          if (text === undefined) return this.serializer.stringify(sess)
+          this.serialized.delete(sess)
+          return text
+        },
+      },
+    })
+    manager.registerFeature('session')
+  }
+
+  /** The TTL connect-redis writes: from the cookie's expiry when it has one, else `ttlMs`. */
+  ttlSeconds(sess: SessionData): number {
+    const expires = sess?.cookie?.expires
+    if (expires) return Math.ceil((Number(new Date(expires)) - Date.now()) / 1000)
+    return Math.ceil(this.ttlMs / 1000)
+  }
+
+  override get(sid: string, callback?: SessionCallback<SessionData | null>): Promise<SessionData | null> {
+    const key = this.prefix + sid
+    return settle(this.guard('read', null, () => this.manager.run({
+      redis: async () => {
+        const sess = await this.redis().get(sid) as SessionData | null
+        if (!sess) {
+          this.memory.delete(key)
+          return null
+        }
+        const raw = this.rawOf.get(sess)
+        if (raw !== undefined) this.memory.set(key, raw, this.ttlSeconds(sess) * 1000)
+        return sess
+      },
+      // While Redis is away, a session this instance never saw is "no session", not an error.
+      memory: () => {
+        const raw = this.memory.get(key)
+        return raw === undefined ? null : this.serializer.parse(raw)
+      },
+    })), callback)
+  }
+
+  override set(sid: string, sess: SessionData, callback?: SessionCallback<void>): Promise<void> {
+    let text: string
+    try {
+      text = this.serializer.stringify(sess)
+    } catch (error) {
+      // Unserializable session data is the application's bug: express-session passes it to next(err).
+      return settle(Promise.reject(error), callback)
+    }
+    const ttlSeconds = this.ttlSeconds(sess)
+    if (ttlSeconds <= 0) return this.destroy(sid, callback)
+    const key = this.prefix + sid
+    const ttlMs = ttlSeconds * 1000
+    const remember = (): void => {
+      this.memory.set(key, text, ttlMs)
+      this.redisExpiry.set(sid, Date.now() + ttlMs)
+      this.keptAfterClear?.add(key)
+    }
+    return settle(this.guard('write', undefined, () => this.manager.run({
+      redis: async () => {
+        this.serialized.set(sess, text)
+        await this.redis().set(sid, sess)
+        remember()
+      },
+      memory: remember,
+      journal: { op: 'set', key, value: text, expiresAt: Date.now() + ttlMs },
+    })), callback)
+  }
+
+  override touch(sid: string, sess: SessionData, callback?: SessionCallback<void>): Promise<void> {
+    const key = this.prefix + sid
+    const ttlSeconds = this.ttlSeconds(sess)
+    const ttlMs = ttlSeconds * 1000
+    const now = Date.now()
+    const slide = (): void => { this.memory.expire(key, ttlMs) }
+    const window = this.touchAfterMs ?? ttlMs / 10
+    const known = this.redisExpiry.get(sid)
+    if (window > 0 && ttlSeconds > 0 && known !== undefined && known >= now + ttlMs - window) {
+      slide()
+      return settle(Promise.resolve(), callback)
+    }
+    return settle(this.guard('write', undefined, () => this.manager.run({
+      redis: async () => {
+        await this.redis().touch(sid, sess)
+        this.redisExpiry.set(sid, now + ttlMs)
+        slide()
+      },
+      memory: slide,
+      // PEXPIREAT never creates a key, so replaying a touch cannot bring back a destroyed session.
+      journal: { op: 'pexpireat', key, at: now + ttlMs },
+    })), callback)
+  }
+
+  override destroy(sid: string, callback?: SessionCallback<void>): Promise<void> {
+    return settle(this.guard('write', undefined, () => this.destroyKey(this.prefix + sid)), callback)
+  }
+
+  private destroyKey(key: string): Promise<void> {
+    const forget = (): void => {
+      this.memory.delete(key)
+      this.redisExpiry.delete(key.slice(this.prefix.length))
+    }
+    return this.manager.run({
+      redis: async () => {
+        forget()
+        await this.redis().destroy(key.slice(this.prefix.length))
+      },
+      memory: forget,
+      journal: { op: 'del', key },
+    })
+  }
+
+  /** Every session (SCAN over the prefix, never KEYS); during an outage, those in this instance's memory. */
+  override all(callback?: SessionCallback<StoredSession[]>): Promise<StoredSession[]> {
+    return settle(this.guard('read', [], () => this.manager.run({
+      redis: async (redis) => {
+        const keys = await this.scanKeys(redis)
+        const found: StoredSession[] = []
+        for (let i = 0; i < keys.length; i += CHUNK) {
+          const chunk = keys.slice(i, i + CHUNK)
+          const values = await redis.mget(...chunk)
+          values.forEach((raw, j) => { if (raw) this.collect(found, chunk[j] as string, raw) })
+        }
+        return found
+      },
+      memory: () => {
+        const found: StoredSession[] = []
+        for (const key of this.memory.keys()) {
+          const raw = this.memory.get(key)
+          if (raw !== undefined) this.collect(found, key, raw)
+        }
+        return found
+      },
+    })), callback)
+  }
+
+  /** Session ids (SCAN over the prefix); during an outage, those in this instance's memory. */
+  ids(callback?: SessionCallback<string[]>): Promise<string[]> {
+    const strip = (keys: Iterable<string>): string[] => [...keys].map((key) => key.slice(this.prefix.length))
+    return settle(this.guard('read', [], () => this.manager.run({
+      redis: async (redis) => strip(await this.scanKeys(redis)),
+      memory: () => strip(this.memory.keys()),
+    })), callback)
+  }
+
+  override length(callback?: SessionCallback<number>): Promise<number> {
+    return settle(this.ids().then((ids) => ids.length), callback)
+  }
+
+  /**
+   * Deletes every session. During an outage this instance's sessions go at once and the rest of
+   * the prefix is deleted on recovery, keeping sessions created after the clear.
+   */
+  override clear(callback?: SessionCallback<void>): Promise<void> {
+    return settle(this.guard('write', undefined, async () => {
+      if (this.manager.state === 'ready') {
+        await this.manager.run({
+          redis: async (redis) => {
+            this.forgetAll()
+            const keys = await this.scanKeys(redis)
+            for (let i = 0; i < keys.length; i += CHUNK) await redis.del(...keys.slice(i, i + CHUNK))
+          },
+          memory: () => this.forgetAll(),
+        })
+        return
+      }
+      const keys = [...this.memory.keys()]
+      const kept = new Set<string>()
+      this.keptAfterClear = kept
+      // Outweighs any set journaled earlier in this outage: the per-key effect becomes a DEL.
+      await Promise.all(keys.map((key) => this.destroyKey(key)))
+      this.forgetAll()
+      this.manager.recordCustom('session:clear', async (redis) => {
+        const stale = (await this.scanKeys(redis)).filter((key) => !kept.has(key))
+        for (let i = 0; i < stale.length; i += CHUNK) await redis.del(...stale.slice(i, i + CHUNK))
+        if (this.keptAfterClear === kept) this.keptAfterClear = undefined
+      })
+    }), callback)
+  }
+
+  private forgetAll(): void {
+    this.memory.clear()
+    this.redisExpiry.clear()
+  }
+
+  private collect(found: StoredSession[], key: string, raw: string): void {
+    try {
+      found.push({ ...this.serializer.parse(raw), id: key.slice(this.prefix.length) })
+    } catch (error) {
+      this.warnOnce('parse', `ERR_KIT_SESSION_DATA: could not parse a stored session (${(error as Error).message}); it is skipped`)
+    }
+  }
+
+  private async scanKeys(redis: RedisClient): Promise<string[]> {
+    const pattern = `${escapeGlob(this.prefix)}*`
+    const keys = new Set<string>() // SCAN may return a key more than once
+    let cursor = '0'
+    do {
+      const reply = await redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', String(SCAN_COUNT)) as [string | Buffer, (string | Buffer)[]]
+      cursor = String(reply[0])
+      for (const key of reply[1]) keys.add(String(key))
+    } while (cursor !== '0')
+    return [...keys]
+  }
+
+  private redis(): RedisStore {
+    if (this.redisStore === undefined) throw new Error('express-redis-kit: session store has no Redis client')
+    return this.redisStore
+  }
+
+  /**
+   * The manager already answers outages from memory; what is left is Redis replying about the
+   * data itself (a corrupt value, a key of the wrong type). That is logged once and answered as
+   * "no session" rather than becoming a 500.
+   */
+  private async guard<T>(kind: 'read' | 'write', fallback: T, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work()
+    } catch (error) {
+      this.warnOnce(kind, `ERR_KIT_SESSION_${kind === 'read' ? 'READ' : 'WRITE'}: a session ${kind} failed `
+        + `(${error instanceof Error ? error.message : String(error)}); answered as no session. Logged once.`)
+      return fallback
+    }
+  }
+
+  private warnOnce(code: string, message: string): void {
+    if (this.warned.has(code)) return
+    this.warned.add(code)
+    this.manager.config.logger?.warn(`[express-redis-kit] ${message}`)
+  }
+}
