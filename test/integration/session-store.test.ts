@@ -1,0 +1,183 @@
+/**
+ * The store below the middleware, against a real redis-server: touch throttling keeps sliding
+ * expiry without an EXPIRE per request, and all/ids/length/clear use SCAN scoped to the prefix.
+ */
+import assert from 'node:assert/strict'
+import { Redis } from 'ioredis'
+import request from 'supertest'
+import type { Kit, SessionOptions } from '../../lib/index.js'
+import { testKit, waitForState, type RecordingLogger } from '../helpers/kit.js'
+import { RedisServer } from '../helpers/redis-server.js'
+import { sessionApp, sessionCookie, type SessionApp } from '../helpers/session-app.js'
+
+const TIMEOUT = 300
+const DAY_MS = 24 * 60 * 60 * 1000
+
+type TestKit = Kit & { logger: RecordingLogger }
+
+async function login(target: SessionApp, user: string): Promise<{ cookie: string; sid: string }> {
+  const res = await request(target.app).post(`/login?user=${user}`).expect(200)
+  return { cookie: sessionCookie(res.headers['set-cookie']), sid: res.body.sid as string }
+}
+
+/** Redis's own count of a command since start-up (INFO commandstats). */
+async function commandCount(redis: Redis, command: string): Promise<number> {
+  const info = await redis.info('commandstats')
+  const match = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)
+  return match ? Number(match[1]) : 0
+}
+
+describe('session store: touch throttling and SCAN', function () {
+  let server: RedisServer
+  let direct: Redis
+  const kits: TestKit[] = []
+
+  async function readyKit(options: Parameters<typeof testKit>[0] = {}): Promise<TestKit> {
+    const kit = testKit({ url: server.url, commandTimeoutMs: TIMEOUT, ...options })
+    kits.push(kit)
+    await kit.ready()
+    assert.equal(kit.state, 'ready')
+    return kit
+  }
+
+  async function app(options: Partial<SessionOptions> = {}, kitOptions: Parameters<typeof testKit>[0] = {}): Promise<SessionApp> {
+    return sessionApp(await readyKit(kitOptions), options)
+  }
+
+  beforeEach(async () => {
+    server = await RedisServer.start()
+    direct = new Redis({ port: server.port, host: '127.0.0.1', maxRetriesPerRequest: 1 })
+  })
+
+  afterEach(async () => {
+    server.resume()
+    direct.disconnect()
+    await Promise.all(kits.splice(0).map((kit) => kit.close()))
+    await server.stop()
+  })
+
+  describe('touch throttling', () => {
+    // The test shortens the key's TTL behind the kit's back: a skipped touch leaves it short,
+    // a sent touch (EXPIRE) sets it back to the full TTL.
+    const SHORT = 30_000
+
+    it('by default skips the EXPIRE right after a write: one Redis command per request, not two', async () => {
+      const target = await app()
+      const { cookie, sid } = await login(target, 'alice')
+      await direct.pexpire(`session:${sid}`, SHORT)
+      const expiresBefore = await commandCount(direct, 'expire')
+      for (let i = 0; i < 5; i++) await request(target.app).get('/me').set('Cookie', cookie).expect(200)
+      assert.equal(await commandCount(direct, 'expire'), expiresBefore, 'no EXPIRE was sent')
+      assert.ok(await direct.pttl(`session:${sid}`) <= SHORT)
+    })
+
+    it('touchAfterMs: 0 sends the EXPIRE on every request, as connect-redis does', async () => {
+      const target = await app({ touchAfterMs: 0 })
+      const { cookie, sid } = await login(target, 'alice')
+      await direct.pexpire(`session:${sid}`, SHORT)
+      const expiresBefore = await commandCount(direct, 'expire')
+      for (let i = 0; i < 3; i++) await request(target.app).get('/me').set('Cookie', cookie).expect(200)
+      assert.equal(await commandCount(direct, 'expire') - expiresBefore, 3)
+      assert.ok(await direct.pttl(`session:${sid}`) > DAY_MS - 60_000, 'the touch restored the full TTL')
+    })
+
+    it('refreshes the TTL in Redis once the last write is older than touchAfterMs (sliding expiry)', async () => {
+      const target = await app({ touchAfterMs: 1500 })
+      const { cookie, sid } = await login(target, 'alice')
+      await direct.pexpire(`session:${sid}`, SHORT)
+      // Time passing on this instance's clock, not a wait for Redis.
+      await new Promise((resolve) => setTimeout(resolve, 1700))
+      await request(target.app).get('/me').set('Cookie', cookie).expect(200)
+      assert.ok(await direct.pttl(`session:${sid}`) > DAY_MS - 60_000, 'the touch was sent')
+      // ...and right after that touch, the next ones are skipped again.
+      await direct.pexpire(`session:${sid}`, SHORT)
+      await request(target.app).get('/me').set('Cookie', cookie).expect(200)
+      assert.ok(await direct.pttl(`session:${sid}`) <= SHORT, 'the next touch was skipped')
+    })
+
+    it('a session written by another instance is touched: this instance knows nothing of its TTL', async () => {
+      const a = await app()
+      const b = await app()
+      const { cookie, sid } = await login(a, 'alice')
+      await direct.pexpire(`session:${sid}`, SHORT)
+      await request(b.app).get('/me').set('Cookie', cookie).expect(200)
+      assert.ok(await direct.pttl(`session:${sid}`) > DAY_MS - 60_000, 'instance B refreshed the TTL')
+    })
+
+    it('with cookie.maxAge the TTL follows the cookie expiry, as connect-redis does', async () => {
+      const target = await app({ cookie: { maxAge: 120_000 } })
+      const { sid } = await login(target, 'alice')
+      const pttl = await direct.pttl(`session:${sid}`)
+      assert.ok(pttl > 110_000 && pttl <= 121_000, `TTL follows maxAge, got ${pttl}`)
+    })
+
+    it('ttlMs sets the TTL of sessions without maxAge', async () => {
+      const target = await app({ ttlMs: 600_000 })
+      const { sid } = await login(target, 'alice')
+      const pttl = await direct.pttl(`session:${sid}`)
+      assert.ok(pttl > 590_000 && pttl <= 600_000, `TTL is ttlMs, got ${pttl}`)
+    })
+  })
+
+  describe('all / ids / length / clear', () => {
+    it('use SCAN (never KEYS), only under the prefix, even when the prefix contains glob characters', async () => {
+      const target = await app({}, { keyPrefix: 'app[1]:' })
+      const sids = [(await login(target, 'u1')).sid, (await login(target, 'u2')).sid, (await login(target, 'u3')).sid]
+      // `app[1]:session:*` unescaped would also match `app1:session:…`.
+      await direct.set('app1:session:intruder', JSON.stringify({ cookie: {}, user: 'x' }))
+      await direct.set('app[1]:other:key', 'kept')
+      const store = target.middleware.store
+      const scansBefore = await commandCount(direct, 'scan')
+
+      assert.deepEqual((await store.ids()).sort(), [...sids].sort())
+      assert.equal(await store.length(), 3)
+      const all = await store.all()
+      assert.deepEqual(all.map((s) => `${s.id}=${s.user}`).sort(), sids.map((sid, i) => `${sid}=u${i + 1}`).sort())
+      assert.deepEqual(await new Promise((resolve, reject) => store.ids((error, ids) => error ? reject(error) : resolve(ids?.length))), 3)
+
+      await store.clear()
+      assert.deepEqual(await store.ids(), [])
+      assert.equal(await direct.get('app1:session:intruder') !== null, true)
+      assert.equal(await direct.get('app[1]:other:key'), 'kept')
+      assert.ok(await commandCount(direct, 'scan') > scansBefore)
+      assert.equal(await commandCount(direct, 'keys'), 0)
+    })
+
+    it('during an outage answer from this instance\'s memory; a clear then reaches Redis on recovery', async () => {
+      const kitA = await readyKit()
+      const a = sessionApp(kitA)
+      const b = await app()
+      const seenByA = await login(a, 'a1')
+      const onlyOnB = await login(b, 'b1')
+      const store = a.middleware.store
+
+      server.pause()
+      await request(a.app).get('/me').set('Cookie', seenByA.cookie).expect(200) // notices the hang
+      assert.equal(kitA.state, 'degraded')
+      assert.deepEqual(await store.ids(), [seenByA.sid])
+      await store.clear()
+      assert.equal(await store.length(), 0)
+      await request(a.app).get('/me').set('Cookie', seenByA.cookie).expect(401)
+      const afterClear = await login(a, 'a2')
+
+      server.resume()
+      await waitForState(kitA, 'ready')
+      assert.equal(await direct.exists(`session:${seenByA.sid}`), 0)
+      assert.equal(await direct.exists(`session:${onlyOnB.sid}`), 0, 'the clear reached sessions this instance never saw')
+      assert.ok(await direct.get(`session:${afterClear.sid}`), 'a login made after the clear is kept')
+      await request(b.app).get('/me').set('Cookie', afterClear.cookie).expect(200)
+    })
+
+    it('a corrupt value in Redis is "no session", logged once, never a 500', async () => {
+      const kit = await readyKit()
+      const target = sessionApp(kit)
+      const { cookie, sid } = await login(target, 'alice')
+      await direct.set(`session:${sid}`, '{not json')
+      await request(target.app).get('/me').set('Cookie', cookie).expect(401)
+      await request(target.app).get('/me').set('Cookie', cookie).expect(401)
+      assert.deepEqual(target.errors, [])
+      assert.equal(kit.logger.lines.filter((l) => l.includes('ERR_KIT_SESSION_READ')).length, 1)
+      assert.equal(kit.state, 'ready')
+    })
+  })
+})
