@@ -258,11 +258,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     try {
       if (client.status === 'ready') {
         await withTimeout(client.ping(), this.config.commandTimeoutMs, 'PING')
-        await this.drainJournal(client)
         if (this.closed) return
-        this.probeAttempt = 0
-        this.error = undefined
-        this.setState('ready')
+        await this.replayAndResume(client)
         return
       }
       if (client.status === 'end' && !this.ownsClient) client.connect().catch(() => {})
@@ -274,30 +271,37 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     if (this.state !== 'ready') this.scheduleProbe()
   }
 
-  private async drainJournal(client: RedisClient): Promise<void> {
-    for (let entries = this.journal.take(); entries.length > 0; entries = this.journal.take()) {
-      const failed: JournalEntry[] = []
-      let outage: unknown
-      for (let i = 0; i < entries.length; i += 100) {
-        const chunk = entries.slice(i, i + 100)
-        const results = await Promise.allSettled(chunk.map((entry) => this.replay(client, entry)))
-        results.forEach((result, j) => {
-          if (result.status === 'fulfilled') return
-          if (isOutage(result.reason)) {
-            failed.push(chunk[j] as JournalEntry)
-            outage ??= result.reason
-          } else {
-            this.log('warn', `could not replay a write made during the outage: ${this.redact(result.reason).message}`)
-          }
-        })
+  /**
+   * Writes every journaled command to the socket and switches to ready in the same tick. Redis runs
+   * one connection's commands in order, so no request made after the switch can overtake a
+   * replayed write, and the switch does not wait for replies (under steady traffic the journal
+   * would otherwise never be empty). Writes whose replay fails on an outage go back to the journal.
+   */
+  private async replayAndResume(client: RedisClient): Promise<void> {
+    const entries = this.journal.take()
+    const replies = entries.map((entry) => this.replay(client, entry))
+    this.probeAttempt = 0
+    this.error = undefined
+    this.setState('ready')
+    const results = await Promise.allSettled(replies)
+    const failed: JournalEntry[] = []
+    let outage: unknown
+    results.forEach((result, i) => {
+      if (result.status === 'fulfilled') return
+      if (isOutage(result.reason)) {
+        failed.push(entries[i] as JournalEntry)
+        outage ??= result.reason
+      } else {
+        this.log('warn', `could not replay a write made during the outage: ${this.redact(result.reason).message}`)
       }
-      if (failed.length > 0) {
-        this.journal.restore(failed)
-        throw outage
-      }
+    })
+    if (failed.length > 0) {
+      this.journal.restore(failed)
+      this.degrade(outage as Error)
     }
   }
 
+  /** Sends one entry's commands synchronously (the returned promise only waits for replies). */
   private async replay(client: RedisClient, entry: JournalEntry): Promise<void> {
     const timeout = Math.max(this.config.commandTimeoutMs, 1000)
     if (entry.kind === 'custom') {

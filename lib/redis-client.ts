@@ -31,6 +31,9 @@ export function createRedisClient(config: KitConfig): Redis {
     connectTimeout: config.connectTimeoutMs,
     retryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
     connectionName: 'express-redis-kit',
+    // ioredis arms this timer even for a socket that already died (ECONNREFUSED) and never
+    // clears it, so close() would keep the process alive for the default 2 s.
+    disconnectTimeout: 100,
   })
 }
 
