@@ -146,20 +146,28 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     return [...this.features]
   }
 
-  /** Runs a call on Redis when it is ready, else (or when Redis fails) on memory. */
-  async run<T>(call: DualCall<T>): Promise<T> {
+  /**
+   * Runs a call on Redis when it is ready, else (or when Redis fails) on memory. Not `async`:
+   * on the hot path the Redis promise is returned with one rejection handler and nothing else.
+   */
+  run<T>(call: DualCall<T>): Promise<T> {
     const client = this.client
-    if (this.currentState !== 'ready' || client === undefined || this.closed) return this.fromMemory(call)
     try {
+      if (this.currentState !== 'ready' || client === undefined || this.closed) return Promise.resolve(this.fromMemory(call))
       const pending = call.redis(client)
-      return await (this.raceTimeoutMs === undefined ? pending : withTimeout(pending, this.raceTimeoutMs, 'Command'))
+      const bounded = this.raceTimeoutMs === undefined ? pending : withTimeout(pending, this.raceTimeoutMs, 'Command')
+      return bounded.then(undefined, (error: unknown) => this.afterRedisFailure(error, call))
     } catch (error) {
-      if (!isOutage(error)) throw error
-      this.degrade(error as Error)
-      // A write that was sent and timed out may still run on Redis: journaling it too would
-      // apply it twice, so only writes that certainly never left are replayed.
-      return neverSent(error as Error) ? this.fromMemory(call) : call.memory()
+      return Promise.reject(error)
     }
+  }
+
+  private afterRedisFailure<T>(error: unknown, call: DualCall<T>): T {
+    if (!isOutage(error)) throw error
+    this.degrade(error as Error)
+    // A write that was sent and timed out may still run on Redis: journaling it too would
+    // apply it twice, so only writes that certainly never left are replayed.
+    return neverSent(error as Error) ? this.fromMemory(call) : call.memory()
   }
 
   private fromMemory<T>(call: DualCall<T>): T {
