@@ -100,7 +100,7 @@ export class FailoverSessionStore extends session.Store {
 
   override get(sid: string, callback?: SessionCallback<SessionData | null>): Promise<SessionData | null> {
     const key = this.prefix + sid
-    return settle(this.guard('read', null, () => this.manager.run({
+    return this.answer('read', null, callback, () => this.manager.run({
       redis: async () => {
         const sess = await this.redis().get(sid) as SessionData | null
         if (!sess) {
@@ -108,7 +108,8 @@ export class FailoverSessionStore extends session.Store {
           return null
         }
         const raw = this.rawOf.get(sess)
-        if (raw !== undefined) this.memory.set(key, raw, this.ttlSeconds(sess) * 1000)
+        // Unchanged text needs no write: the touch that follows this read slides the TTL.
+        if (raw !== undefined && this.memory.get(key) !== raw) this.memory.set(key, raw, this.ttlSeconds(sess) * 1000)
         return sess
       },
       // While Redis is away, a session this instance never saw is "no session", not an error.
@@ -116,7 +117,7 @@ export class FailoverSessionStore extends session.Store {
         const raw = this.memory.get(key)
         return raw === undefined ? null : this.serializer.parse(raw)
       },
-    })), callback)
+    }))
   }
 
   override set(sid: string, sess: SessionData, callback?: SessionCallback<void>): Promise<void> {
@@ -136,7 +137,7 @@ export class FailoverSessionStore extends session.Store {
       this.redisExpiry.set(sid, Date.now() + ttlMs)
       this.keptAfterClear?.add(key)
     }
-    return settle(this.guard('write', undefined, () => this.manager.run({
+    return this.answer('write', undefined, callback, () => this.manager.run({
       redis: async () => {
         this.serialized.set(sess, text)
         await this.redis().set(sid, sess)
@@ -144,22 +145,35 @@ export class FailoverSessionStore extends session.Store {
       },
       memory: remember,
       journal: { op: 'set', key, value: text, expiresAt: Date.now() + ttlMs },
-    })), callback)
+    }))
   }
 
+  /**
+   * Slides the session's expiry. Called with a callback (as express-session does), it calls back
+   * at once and refreshes in the background: a touch never holds a response, and its outcome
+   * never changes one. Without a callback the promise settles when the refresh is done.
+   */
   override touch(sid: string, sess: SessionData, callback?: SessionCallback<void>): Promise<void> {
     const key = this.prefix + sid
     const ttlSeconds = this.ttlSeconds(sess)
     const ttlMs = ttlSeconds * 1000
     const now = Date.now()
-    const slide = (): void => { this.memory.expire(key, ttlMs) }
     const window = this.touchAfterMs ?? ttlMs / 10
     const known = this.redisExpiry.get(sid)
-    if (window > 0 && ttlSeconds > 0 && known !== undefined && known >= now + ttlMs - window) {
-      slide()
-      return settle(Promise.resolve(), callback)
+    // Redis keeps the session at least until `known`: close enough to what this touch would write.
+    const skipRedis = window > 0 && ttlSeconds > 0 && known !== undefined && known >= now + ttlMs - window
+    const slide = (): void => {
+      // The near-cache only matters in an outage: refresh it at most once per tenth of the TTL.
+      const remaining = this.memory.remainingTtl(key)
+      if (remaining !== undefined && (ttlSeconds <= 0 || remaining < ttlMs - ttlMs / 10)) this.memory.expire(key, ttlMs)
     }
-    return settle(this.guard('write', undefined, () => this.manager.run({
+    // Calling back synchronously lets express-session end the response in one write.
+    callback?.(null)
+    if (skipRedis) {
+      slide()
+      return Promise.resolve()
+    }
+    return this.answer('write', undefined, undefined, () => this.manager.run({
       redis: async () => {
         await this.redis().touch(sid, sess)
         this.redisExpiry.set(sid, now + ttlMs)
@@ -168,11 +182,11 @@ export class FailoverSessionStore extends session.Store {
       memory: slide,
       // PEXPIREAT never creates a key, so replaying a touch cannot bring back a destroyed session.
       journal: { op: 'pexpireat', key, at: now + ttlMs },
-    })), callback)
+    }))
   }
 
   override destroy(sid: string, callback?: SessionCallback<void>): Promise<void> {
-    return settle(this.guard('write', undefined, () => this.destroyKey(this.prefix + sid)), callback)
+    return this.answer('write', undefined, callback, () => this.destroyKey(this.prefix + sid))
   }
 
   private destroyKey(key: string): Promise<void> {
@@ -192,7 +206,7 @@ export class FailoverSessionStore extends session.Store {
 
   /** Every session (SCAN over the prefix, never KEYS); during an outage, those in this instance's memory. */
   override all(callback?: SessionCallback<StoredSession[]>): Promise<StoredSession[]> {
-    return settle(this.guard('read', [], () => this.manager.run({
+    return this.answer('read', [], callback, () => this.manager.run({
       redis: async (redis) => {
         const keys = await this.scanKeys(redis)
         const found: StoredSession[] = []
@@ -211,16 +225,16 @@ export class FailoverSessionStore extends session.Store {
         }
         return found
       },
-    })), callback)
+    }))
   }
 
   /** Session ids (SCAN over the prefix); during an outage, those in this instance's memory. */
   ids(callback?: SessionCallback<string[]>): Promise<string[]> {
     const strip = (keys: Iterable<string>): string[] => [...keys].map((key) => key.slice(this.prefix.length))
-    return settle(this.guard('read', [], () => this.manager.run({
+    return this.answer('read', [], callback, () => this.manager.run({
       redis: async (redis) => strip(await this.scanKeys(redis)),
       memory: () => strip(this.memory.keys()),
-    })), callback)
+    }))
   }
 
   override length(callback?: SessionCallback<number>): Promise<number> {
@@ -232,7 +246,7 @@ export class FailoverSessionStore extends session.Store {
    * the prefix is deleted on recovery, keeping sessions created after the clear.
    */
   override clear(callback?: SessionCallback<void>): Promise<void> {
-    return settle(this.guard('write', undefined, async () => {
+    return this.answer('write', undefined, callback, async () => {
       if (this.manager.state === 'ready') {
         await this.manager.run({
           redis: async (redis) => {
@@ -255,7 +269,7 @@ export class FailoverSessionStore extends session.Store {
         for (let i = 0; i < stale.length; i += CHUNK) await redis.del(...stale.slice(i, i + CHUNK))
         if (this.keptAfterClear === kept) this.keptAfterClear = undefined
       })
-    }), callback)
+    })
   }
 
   private forgetAll(): void {
@@ -293,14 +307,19 @@ export class FailoverSessionStore extends session.Store {
    * data itself (a corrupt value, a key of the wrong type). That is logged once and answered as
    * "no session" rather than becoming a 500.
    */
-  private async guard<T>(kind: 'read' | 'write', fallback: T, work: () => Promise<T>): Promise<T> {
-    try {
-      return await work()
-    } catch (error) {
+  private answer<T>(kind: 'read' | 'write', fallback: T, callback: SessionCallback<T> | undefined, work: () => Promise<T>): Promise<T> {
+    const recover = (error: unknown): T => {
       this.warnOnce(kind, `ERR_KIT_SESSION_${kind === 'read' ? 'READ' : 'WRITE'}: a session ${kind} failed `
         + `(${error instanceof Error ? error.message : String(error)}); answered as no session. Logged once.`)
       return fallback
     }
+    const pending = work()
+    if (callback === undefined) return pending.catch(recover)
+    return pending.then((value) => { callback(null, value); return value }, (error: unknown) => {
+      const value = recover(error)
+      callback(null, value)
+      return value
+    })
   }
 
   private warnOnce(code: string, message: string): void {

@@ -15,6 +15,7 @@ export const TEST_SECRET = 'a-test-secret-that-is-long-enough-0123456789'
 
 export interface SessionApp {
   app: express.Express
+  kit: Kit
   middleware: SessionMiddleware
   /** Every error that reached Express's error handler (each became a 500). */
   errors: unknown[]
@@ -30,7 +31,7 @@ export function sessionApp(kit: Kit, options: Partial<SessionOptions> = {}, flav
   // express4 (an alias of express@4) ships no types; its app has the same surface used here.
   const app = flavour === 'express4' ? (require('express4') as () => express.Express)() : express()
   const middleware = kit.session({ secret: TEST_SECRET, ...options })
-  const state: SessionApp = { app, middleware, errors: [], disconnects: 0 }
+  const state: SessionApp = { app, kit, middleware, errors: [], disconnects: 0 }
   middleware.store.on('disconnect', () => { state.disconnects++ })
   app.set('trust proxy', 1)
   app.use(middleware)
@@ -71,4 +72,12 @@ export function sessionCookie(setCookie: string | string[] | undefined, name = '
 export function signedCookie(sid: string, secret = TEST_SECRET, name = 'sid'): string {
   const signature = createHmac('sha256', secret).update(sid).digest('base64').replace(/=+$/, '')
   return `${name}=${encodeURIComponent(`s:${sid}.${signature}`)}`
+}
+
+/**
+ * Resolves once every command the app's kit sent so far has run on Redis: touches finish after
+ * the response, and one connection runs commands in order, so a later command is a barrier.
+ */
+export async function redisSettled(target: SessionApp): Promise<void> {
+  await target.kit.client.exists('session-test-barrier')
 }

@@ -55,6 +55,7 @@ describe('session: failover store over a real Redis', function () {
   beforeEach(async () => {
     server = await RedisServer.start()
     direct = new Redis({ port: server.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 })
+    direct.on('error', () => {}) // it reconnects by itself after a kill
   })
 
   afterEach(async () => {
