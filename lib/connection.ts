@@ -26,6 +26,7 @@ export interface DualCall<T> {
 }
 
 const AVAILABILITY_REPLIES = /^(NOAUTH|WRONGPASS|LOADING|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|BUSY|MISCONF|OOM|NOREPLICAS)\b/
+const BAD_DATABASE = /DB index is out of range|invalid DB index/i
 const TRANSPORT_ERRORS = /timed out|isn't writeable|Connection is closed|Connection closed|connect|socket|ECONN|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN/i
 
 /** Is this Redis being unavailable (serve from memory), rather than a reply about the data? */
@@ -67,6 +68,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   private probing = false
   private closed = false
   private journalOverflowed = false
+  private selectFailed: Error | undefined
   private settleFirstAttempt: () => void = () => {}
   private readonly firstAttempt: Promise<void>
 
@@ -208,6 +210,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     client.removeListener('close', this.onClose)
     client.removeListener('end', this.onClose)
     client.removeListener('ready', this.onReady)
+    client.removeListener('connect', this.onConnect)
     if (!this.ownsClient) return
     client.on('error', () => {}) // a late socket error must not become an unhandled 'error' event
     if (client.status === 'ready') {
@@ -222,10 +225,20 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     client.on('close', this.onClose)
     client.on('end', this.onClose)
     client.on('ready', this.onReady)
+    client.on('connect', this.onConnect)
   }
 
   private readonly onError = (error: Error): void => {
     this.error = this.redact(error)
+    // ioredis reports a failed SELECT only as an 'error' and goes on in database 0: using that
+    // connection would read and write another database, so it must never become ready.
+    if (BAD_DATABASE.test(error.message)) {
+      this.selectFailed = new Error(`cannot select database ${this.config.db} (${error.message}); set REDIS_DB or \`db\` to a database the server has`)
+    }
+  }
+
+  private readonly onConnect = (): void => {
+    this.selectFailed = undefined
   }
 
   private readonly onClose = (): void => {
@@ -266,6 +279,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     try {
       if (client.status === 'ready') {
         await withTimeout(client.ping(), this.config.commandTimeoutMs, 'PING')
+        if (this.selectFailed) throw this.selectFailed
         if (this.closed) return
         await this.replayAndResume(client)
         return

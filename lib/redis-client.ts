@@ -4,7 +4,8 @@
  * timeout) and resend in-flight commands after a reconnect, which would double-apply increments
  * that the outage journal also replays. Every one of those is switched off here.
  */
-import { Redis } from 'ioredis'
+import { isIP } from 'node:net'
+import { Redis, type RedisOptions } from 'ioredis'
 import type { KitConfig } from './config.js'
 import type { RedisClient } from './redis-types.js'
 
@@ -14,7 +15,7 @@ export function retryDelay(attempt: number, maxDelayMs: number): number {
   return Math.max(10, Math.round(exponential * (0.5 + Math.random() * 0.5)))
 }
 
-export function createRedisClient(config: KitConfig): Redis {
+export function createRedisClient(config: KitConfig, overrides: Partial<RedisOptions> = {}): Redis {
   const { url } = config
   return new Redis({
     host: url.hostname.replace(/^\[|\]$/g, ''),
@@ -22,7 +23,8 @@ export function createRedisClient(config: KitConfig): Redis {
     ...(config.username !== undefined ? { username: config.username } : {}),
     ...(config.password !== undefined ? { password: config.password } : {}),
     db: config.db,
-    ...(config.tls ? { tls: { servername: url.hostname } } : {}),
+    // SNI takes a host name, never an IP address (RFC 6066).
+    ...(config.tls ? { tls: isIP(url.hostname.replace(/^\[|\]$/g, '')) ? {} : { servername: url.hostname } } : {}),
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -34,6 +36,7 @@ export function createRedisClient(config: KitConfig): Redis {
     // ioredis arms this timer even for a socket that already died (ECONNREFUSED) and never
     // clears it, so close() would keep the process alive for the default 2 s.
     disconnectTimeout: 100,
+    ...overrides,
   })
 }
 

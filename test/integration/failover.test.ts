@@ -296,6 +296,23 @@ describe('failover: wrong password', () => {
 })
 
 describe('failover: REDIS_DB', () => {
+  it('never uses database 0 in place of a database the server does not have', async () => {
+    const server = await RedisServer.start()
+    const kit = testKit({ env: { REDIS_URL: server.url, REDIS_DB: '99' } })
+    try {
+      await kit.ready()
+      assert.equal(kit.state, 'degraded')
+      assert.match(kit.manager.lastError?.message ?? '', /cannot select database 99/)
+      await kit.client.set('where', 'memory')
+      const redis = direct(server)
+      assert.equal(await redis.get('where'), null, 'nothing was written to database 0')
+      redis.disconnect()
+    } finally {
+      await kit.close()
+      await server.stop()
+    }
+  })
+
   it('writes into the configured database', async () => {
     const server = await RedisServer.start()
     const kit = testKit({ env: { REDIS_URL: server.url, REDIS_DB: '3' } })
