@@ -5,6 +5,10 @@ export { MemoryStore } from './memory.js'
 export { KitError, type KitErrorCode } from './errors.js'
 export { redactUrl } from './config.js'
 export {
+  FailoverRateLimitStore, type FailoverRateLimitStoreOptions, type RateLimitOptions, type RateLimitStoreOptions,
+  type RedisDownPolicy,
+} from './rate-limit.js'
+export {
   FailoverSessionStore, type SessionCallback, type SessionMiddleware, type SessionOptions, type SessionSerializer,
   type SessionStoreOptions, type StoredSession,
 } from './session.js'

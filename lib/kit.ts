@@ -4,6 +4,8 @@ import { KeyValueClient } from './client.js'
 import { resolveConfig } from './config.js'
 import { ConnectionManager } from './connection.js'
 import { createHealthRouter } from './health.js'
+import type { RateLimitRequestHandler } from 'express-rate-limit'
+import { createRateLimit, type RateLimitOptions } from './rate-limit.js'
 import { createSessionMiddleware, type SessionMiddleware, type SessionOptions } from './session.js'
 import type { KitEvents, KitOptions, KitState } from './types.js'
 
@@ -50,6 +52,15 @@ export class Kit {
    */
   session(options?: Readonly<Partial<SessionOptions>>): SessionMiddleware {
     return createSessionMiddleware(this.manager, options)
+  }
+
+  /**
+   * express-rate-limit middleware whose count lives in Redis (rate-limit-redis), shared by every
+   * instance of the app; while Redis is down `onRedisDown` decides ('memory' by default), and hits
+   * counted in memory are added to Redis when it is back. Give each limiter its own `name`.
+   */
+  rateLimit(options?: Readonly<Partial<RateLimitOptions>>): RateLimitRequestHandler {
+    return createRateLimit(this.manager, options)
   }
 
   /** An express Router: mount it at `/health` for `GET /health` and `GET /health/redis`. */

@@ -1,0 +1,100 @@
+/**
+ * `kit.rateLimit(options)`: express-rate-limit over the kit's failover store. Redis (through
+ * rate-limit-redis) holds one count per client for every instance of the app; while Redis is down
+ * the `onRedisDown` policy decides, and hits counted in memory reach Redis once it is back.
+ */
+import { rateLimit, type Logger as ExpressRateLimitLogger, type RateLimitRequestHandler, type ValueDeterminingMiddleware } from 'express-rate-limit'
+import type { ConnectionManager } from './connection.js'
+import { invalidOption } from './errors.js'
+import { parseRateLimitOptions, type RateLimitOptions } from './rate-limit/options.js'
+import { FailoverRateLimitStore } from './rate-limit/store.js'
+import type { Logger } from './types.js'
+
+export { FailoverRateLimitStore, type FailoverRateLimitStoreOptions } from './rate-limit/store.js'
+export type { RateLimitOptions, RateLimitStoreOptions, RedisDownPolicy } from './rate-limit/options.js'
+
+/** The limiters of one kit: their names (which must differ) and the stores to refresh on reconnect. */
+class RateLimiters {
+  private readonly names = new Set<string>()
+  private readonly stores: FailoverRateLimitStore[] = []
+
+  constructor(manager: ConnectionManager) {
+    // One listener per kit, however many limiters it has.
+    manager.on('stateChange', (to) => {
+      if (to === 'ready') for (const store of this.stores) store.connectRedis()
+    })
+  }
+
+  checkName(name: string, given: boolean): void {
+    if (!this.names.has(name)) return
+    throw invalidOption('rateLimit `name`', given
+      ? `'${name}' is already used by another limiter of this kit`
+      : `is missing, and the default name '${name}' is already used by another limiter of this kit`,
+    "Give each limiter its own name, e.g. kit.rateLimit({ windowMs: 15 * 60_000, limit: 5, name: 'login' }): "
+      + 'limiters with one name would count into the same keys. To apply one limit on several routes, create it once and mount it on each.')
+  }
+
+  add(name: string, store: FailoverRateLimitStore): void {
+    this.names.add(name)
+    this.stores.push(store)
+  }
+}
+
+const limiters = new WeakMap<ConnectionManager, RateLimiters>()
+
+function limitersOf(manager: ConnectionManager): RateLimiters {
+  let found = limiters.get(manager)
+  if (!found) {
+    found = new RateLimiters(manager)
+    limiters.set(manager, found)
+  }
+  return found
+}
+
+/** express-rate-limit's warnings (ERR_ERL_…) go to the kit's logger, one line each. */
+function toKitLogger(logger: Logger): ExpressRateLimitLogger {
+  const line = (error: unknown, message?: string): string =>
+    `[express-rate-limit] ${message ? `${message} ` : ''}${error instanceof Error ? error.message : String(error)}`
+  return {
+    error: (error, message) => logger.error(line(error, message)),
+    warn: (error, message) => logger.warn(line(error, message)),
+  }
+}
+
+/** With `instances`, the limit each instance enforces on its own while Redis is down. */
+function splitDuringOutage(
+  manager: ConnectionManager, limit: number | ValueDeterminingMiddleware<number>, instances: number,
+): ValueDeterminingMiddleware<number> {
+  const outage = (): boolean => manager.state === 'connecting' || manager.state === 'degraded'
+  if (typeof limit === 'number') {
+    const share = Math.ceil(limit / instances)
+    return function limitPerInstance() { return outage() ? share : limit }
+  }
+  return async function limitPerInstance(request, response) {
+    const full = await limit(request, response)
+    return outage() ? Math.ceil(full / instances) : full
+  }
+}
+
+/**
+ * Builds a limiter bound to `manager`. Options are express-rate-limit's, plus `name`,
+ * `onRedisDown` and `instances`; everything wrong throws here, at start-up.
+ */
+export function createRateLimit(manager: ConnectionManager, options: Readonly<Partial<RateLimitOptions>> = {}): RateLimitRequestHandler {
+  const config = parseRateLimitOptions(options)
+  const { name, onRedisDown, instances } = config.store
+  const registry = limitersOf(manager)
+  registry.checkName(name, options.name !== undefined)
+
+  const store = new FailoverRateLimitStore(manager, { name, onRedisDown })
+  const logger = manager.config.logger
+  const middleware = rateLimit({
+    ...(logger ? { logger: toKitLogger(logger) } : {}),
+    ...config.express,
+    ...(instances > 1 ? { limit: splitDuringOutage(manager, config.limit, instances) } : {}),
+    store,
+  })
+  registry.add(name, store)
+  manager.registerFeature('rateLimit')
+  return middleware
+}
