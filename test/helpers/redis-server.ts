@@ -13,6 +13,8 @@ export interface RedisServerOptions {
   password?: string
   /** Reuse a port (for restarts on the same address). */
   port?: number
+  /** Keep data across kill -9 and restart (append-only file, fsync on every write), as production does. */
+  persist?: boolean
 }
 
 /** Asks the kernel for a free loopback port. */
@@ -47,17 +49,19 @@ function rawCommand(port: number, command: string, timeoutMs: number): Promise<s
 export class RedisServer {
   readonly port: number
   readonly password: string | undefined
+  readonly persist: boolean
   private process: ChildProcess | undefined
   private readonly dir: string
 
-  private constructor(port: number, password: string | undefined) {
+  private constructor(port: number, password: string | undefined, persist: boolean) {
     this.port = port
     this.password = password
+    this.persist = persist
     this.dir = mkdtempSync(join(tmpdir(), 'erk-redis-'))
   }
 
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
-    const server = new RedisServer(options.port ?? (await freePort()), options.password)
+    const server = new RedisServer(options.port ?? (await freePort()), options.password, options.persist ?? false)
     await server.start()
     return server
   }
@@ -73,7 +77,8 @@ export class RedisServer {
   /** Starts (or restarts) the server on its port and waits until it answers PING. */
   async start(): Promise<void> {
     if (this.process) throw new Error('redis-server already running')
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '',
+      '--appendonly', this.persist ? 'yes' : 'no', '--appendfsync', 'always',
       '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning']
     if (this.password) args.push('--requirepass', this.password)
     const child = spawn('redis-server', args, { stdio: 'ignore' })

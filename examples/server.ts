@@ -1,0 +1,138 @@
+/**
+ * A small "scan results API" using every feature of express-redis-kit, with helmet.
+ * Copy it: replace '../lib/index.js' with 'express-redis-kit'.
+ *
+ *   npm start                      # serves on :8000, from Redis if REDIS_URL answers, else from memory
+ *   curl http://localhost:8000/health/redis
+ */
+import type { Server } from 'node:http'
+import express, { type Express, type NextFunction, type Request, type Response } from 'express'
+import helmet from 'helmet'
+import { createKit, type Kit, type KitOptions } from '../lib/index.js'
+
+declare module 'express-session' {
+  interface SessionData {
+    user?: string
+  }
+}
+
+const TARGET = /^[a-z0-9][a-z0-9.-]{0,252}$/i
+const USERNAME = /^[\w.@-]{1,64}$/
+
+export interface ExampleOptions {
+  /** Options for createKit(); the environment fills in the rest. */
+  kit?: Partial<KitOptions>
+  /** Requests per minute under /api. Defaults to `RATE_LIMIT`, else 100. */
+  rateLimit?: number
+  /** How long a simulated scan takes. Defaults to 100 ms. */
+  scanMs?: number
+}
+
+export function createApp(options: ExampleOptions = {}): { app: Express; kit: Kit } {
+  const env = options.kit?.env ?? process.env
+  if (env.NODE_ENV === 'production' && !env.SESSION_SECRET) {
+    throw new Error('SESSION_SECRET is not set: in production set it to a long random string (e.g. `openssl rand -hex 32`).')
+  }
+  const kit = createKit({
+    ...options.kit,
+    // A demo must start without configuration; a real app sets SESSION_SECRET.
+    env: { SESSION_SECRET: 'example-only-secret-change-me-please-0123456789', ...env },
+  })
+  const perMinute = options.rateLimit ?? Number(env.RATE_LIMIT ?? 100)
+  if (!Number.isSafeInteger(perMinute) || perMinute < 1) {
+    throw new Error(`RATE_LIMIT must be a whole number of requests per minute, got ${String(env.RATE_LIMIT)}`)
+  }
+  const scanMs = options.scanMs ?? 100
+  let scansComputed = 0
+
+  const app = express()
+  app.disable('x-powered-by')
+  app.use(helmet())
+  app.use(express.json({ limit: '10kb' }))
+  app.use('/health', kit.healthRouter())
+  app.use(kit.session())
+
+  app.post('/login', kit.rateLimit({ name: 'login', windowMs: 15 * 60_000, limit: 5 }), (req: Request, res: Response, next: NextFunction) => {
+    const username: unknown = req.body?.username
+    if (typeof username !== 'string' || !USERNAME.test(username)) {
+      res.status(400).json({ error: 'username must be 1-64 letters, digits or . _ @ -' })
+      return
+    }
+    // A new session id on login prevents session fixation.
+    req.session.regenerate((error) => {
+      if (error) return next(error)
+      req.session.user = username
+      res.json({ user: username })
+    })
+  })
+
+  app.get('/me', (req: Request, res: Response) => {
+    if (!req.session.user) {
+      res.status(401).json({ error: 'not logged in' })
+      return
+    }
+    res.json({ user: req.session.user })
+  })
+
+  app.post('/logout', (req: Request, res: Response, next: NextFunction) => {
+    req.session.destroy((error) => (error ? next(error) : res.status(204).end()))
+  })
+
+  app.use('/api', kit.rateLimit({ name: 'api', windowMs: 60_000, limit: perMinute }))
+
+  app.get('/api/scans/:target',
+    (req: Request, res: Response, next: NextFunction) => {
+      if (!TARGET.test(String(req.params.target))) res.status(400).json({ error: 'target must be a host name' })
+      else next()
+    },
+    kit.cache({ ttl: 300, tags: (req) => [`scan:${String(req.params.target).toLowerCase()}`] }),
+    async (req: Request, res: Response) => {
+      const target = String(req.params.target).toLowerCase()
+      await new Promise((resolve) => setTimeout(resolve, scanMs)) // the expensive part
+      scansComputed++
+      res.json({ target, computedAt: new Date().toISOString(), scansComputed, openPorts: [22, 80, 443], findings: [] })
+    })
+
+  app.delete('/api/scans/:target', async (req: Request, res: Response) => {
+    await kit.invalidate({ tag: `scan:${String(req.params.target).toLowerCase()}` })
+    res.status(204).end()
+  })
+
+  app.get('/api/visits', async (_req: Request, res: Response) => {
+    res.json({ count: await kit.client.increment('visitor_count') })
+  })
+
+  return { app, kit }
+}
+
+/** Stops accepting connections, lets in-flight requests finish, then closes the kit. */
+export function shutdownOnSignals(server: Server, kit: Kit, log: (line: string) => void = console.log): void {
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    log(`${signal}: finishing in-flight requests`)
+    server.close(() => {
+      void kit.close().then(() => log('stopped'))
+    })
+    server.closeIdleConnections()
+    // Keep-alive clients that never go idle must not hold the process forever.
+    setTimeout(() => server.closeAllConnections(), 10_000).unref()
+  }
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => stop('SIGINT'))
+}
+
+if (require.main === module) {
+  const { app, kit } = createApp()
+  const port = Number(process.env.PORT ?? 8000)
+  const server = app.listen(port, () => {
+    console.log(`scan API on http://localhost:${port} (try /health, /health/redis, /api/scans/example.com)`)
+  })
+  void kit.ready().then(() => {
+    console.log(kit.state === 'ready'
+      ? 'serving from Redis'
+      : kit.state === 'disabled' ? 'serving from memory (Redis disabled)' : 'serving from memory until Redis answers (it will switch by itself)')
+  })
+  shutdownOnSignals(server, kit)
+}
