@@ -129,10 +129,6 @@ if (require.main === module) {
   const server = app.listen(port, () => {
     console.log(`scan API on http://localhost:${port} (try /health, /health/redis, /api/scans/example.com)`)
   })
-  void kit.ready().then(() => {
-    console.log(kit.state === 'ready'
-      ? 'serving from Redis'
-      : kit.state === 'disabled' ? 'serving from memory (Redis disabled)' : 'serving from memory until Redis answers (it will switch by itself)')
-  })
+  // The kit itself says once whether it serves from Redis or from memory.
   shutdownOnSignals(server, kit)
 }

@@ -156,7 +156,7 @@ describe('example server process', () => {
     try {
       const base = `http://127.0.0.1:${port}`
       for (let i = 0; ; i++) {
-        if (/serving from Redis/.test(output)) break
+        if (/Redis connected at/.test(output)) break
         if (i > 400) throw new Error(`example did not start: ${output}`)
         await new Promise((r) => setTimeout(r, 50))
       }
