@@ -92,7 +92,7 @@ export class FailoverSessionStore extends session.Store {
   }
 
   /** The TTL connect-redis writes: from the cookie's expiry when it has one, else `ttlMs`. */
-  ttlSeconds(sess: SessionData): number {
+  private ttlSeconds(sess: SessionData): number {
     const expires = sess?.cookie?.expires
     if (expires) return Math.ceil((Number(new Date(expires)) - Date.now()) / 1000)
     return Math.ceil(this.ttlMs / 1000)

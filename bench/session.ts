@@ -1,0 +1,216 @@
+/**
+ * Session read+touch path with an existing session: raw express-session + connect-redis 8 vs
+ * kit.session() with touch throttling off (`touchAfterMs: 0`) and on (the default), all on the
+ * same redis-server with the same ioredis settings (the kit's own client factory builds the raw
+ * stack's client too).
+ *
+ *   node --import tsx bench/session.ts
+ *
+ * Each app runs alone in a child process (this file with `--serve`); autocannon runs here. The
+ * variants are interleaved over several rounds so drift on a shared machine hits them all alike.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
+import { cpus, loadavg } from 'node:os'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+
+const SECRET = 'bench-secret-bench-secret-bench-secret-0123'
+const VARIANTS = ['raw', 'kit-touch-off', 'kit-touch-on'] as const
+type Variant = (typeof VARIANTS)[number]
+const LABELS: Record<Variant, string> = {
+  raw: 'express-session + connect-redis 8 (raw)',
+  'kit-touch-off': 'kit.session(), touch throttling off',
+  'kit-touch-on': 'kit.session(), touch throttling on (default)',
+}
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4)
+const DURATION_S = Number(process.env.BENCH_DURATION ?? 5)
+const WARMUP_S = 2
+const CONNECTIONS = 32
+
+interface AutocannonResult {
+  requests: { average: number; total: number }
+  latency: { average: number; p50: number; p99: number }
+  non2xx: number
+  errors: number
+  timeouts: number
+}
+type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>
+
+// ---------------------------------------------------------------- app process
+
+async function serve(variant: Variant, redisPort: number): Promise<void> {
+  const { default: express } = await import('express')
+  const { default: session } = await import('express-session')
+  const url = `redis://127.0.0.1:${redisPort}`
+  const app = express()
+  let close: () => Promise<void>
+  if (variant === 'raw') {
+    const { RedisStore } = await import('connect-redis')
+    const { resolveConfig } = await import('../lib/config.js')
+    const { createRedisClient } = await import('../lib/redis-client.js')
+    const client = createRedisClient(resolveConfig({ url, env: {}, logger: false }))
+    await client.connect()
+    app.use(session({
+      store: new RedisStore({ client, prefix: 'session:' }), secret: SECRET, name: 'sid',
+      resave: false, saveUninitialized: false, cookie: { httpOnly: true, sameSite: 'lax', secure: false },
+    }))
+    close = async () => { client.disconnect() }
+  } else {
+    const { createKit } = await import('../lib/index.js')
+    const kit = createKit({ url, env: {}, logger: false })
+    await kit.ready()
+    if (kit.state !== 'ready') throw new Error(`kit is ${kit.state}`)
+    app.use(kit.session({ secret: SECRET, ...(variant === 'kit-touch-off' ? { touchAfterMs: 0 } : {}) }))
+    close = () => kit.close()
+  }
+  app.post('/login', (req, res) => {
+    (req.session as unknown as { user: string }).user = 'bench-user'
+    res.json({ ok: true })
+  })
+  app.get('/me', (req, res) => {
+    const user = (req.session as unknown as { user?: string }).user
+    if (user === undefined) res.status(401).end()
+    else res.json({ user })
+  })
+  const server = app.listen(0, '127.0.0.1', () => {
+    const address = server.address()
+    process.stdout.write(`PORT ${typeof address === 'object' && address ? address.port : 0}\n`)
+  })
+  process.on('SIGTERM', () => { server.close(); void close().then(() => process.exit(0)) })
+}
+
+// ---------------------------------------------------------------- load generator
+
+function startApp(variant: Variant, redisPort: number): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--serve', variant, String(redisPort)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  return new Promise((resolve, reject) => {
+    let out = ''
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString()
+      const match = /PORT (\d+)/.exec(out)
+      if (match) resolve({ child, port: Number(match[1]) })
+    })
+    child.once('exit', (code) => reject(new Error(`${variant} app exited with ${String(code)}`)))
+  })
+}
+
+function stopApp(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve())
+    child.kill('SIGTERM')
+  })
+}
+
+function login(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/login' }, (res) => {
+      res.resume()
+      const cookie = (res.headers['set-cookie'] ?? []).find((c) => c.startsWith('sid='))
+      if (res.statusCode !== 200 || !cookie) reject(new Error(`login failed: ${String(res.statusCode)}`))
+      else resolve(cookie.split(';')[0] as string)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+async function commandCalls(redis: Redis): Promise<number> {
+  const info = await redis.info('commandstats')
+  let total = 0
+  for (const match of info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) {
+    if (match[1] !== 'info') total += Number(match[2])
+  }
+  return total
+}
+
+interface Sample { rps: number; p50: number; p99: number; commandsPerRequest: number; redisCpuUsPerRequest: number }
+
+/** CPU seconds redis-server has used (user + system), from INFO cpu. */
+async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu')
+  const read = (name: string): number => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? NaN)
+  return read('used_cpu_user') + read('used_cpu_sys')
+}
+
+async function measure(autocannon: Autocannon, variant: Variant, redisPort: number, redis: Redis): Promise<Sample> {
+  const { child, port } = await startApp(variant, redisPort)
+  try {
+    const cookie = await login(port)
+    const options = { url: `http://127.0.0.1:${port}/me`, connections: CONNECTIONS, headers: { cookie } }
+    await autocannon({ ...options, duration: WARMUP_S })
+    const before = await commandCalls(redis)
+    const cpuBefore = await redisCpuSeconds(redis)
+    const result = await autocannon({ ...options, duration: DURATION_S })
+    const cpu = await redisCpuSeconds(redis) - cpuBefore
+    const commands = await commandCalls(redis) - before
+    if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
+      throw new Error(`${variant}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`)
+    }
+    return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, commandsPerRequest: commands / result.requests.total, redisCpuUsPerRequest: cpu * 1e6 / result.requests.total }
+  } finally {
+    await stopApp(child)
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+}
+
+function mean(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0) / values.length
+}
+
+async function main(): Promise<void> {
+  const { RedisServer } = await import('../test/helpers/redis-server.js')
+  // autocannon ships no types; this is the slice used here.
+  const autocannon = require('autocannon') as Autocannon
+  const server = await RedisServer.start()
+  const redis = new Redis({ host: '127.0.0.1', port: server.port })
+  const samples = new Map<Variant, Sample[]>(VARIANTS.map((v) => [v, []]))
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const variant of VARIANTS) {
+        const sample = await measure(autocannon, variant, server.port, redis)
+        samples.get(variant)?.push(sample)
+        console.error(`round ${round} ${variant}: ${sample.rps.toFixed(0)} req/s, p50 ${sample.p50} ms, p99 ${sample.p99} ms, ${sample.commandsPerRequest.toFixed(2)} Redis cmds/req, ${sample.redisCpuUsPerRequest.toFixed(1)} µs Redis CPU/req`)
+      }
+    }
+  } finally {
+    redis.disconnect()
+    await server.stop()
+  }
+
+  const rawSamples = samples.get('raw') ?? []
+  const raw = mean(rawSamples.map((s) => s.rps))
+  const rows = VARIANTS.map((variant) => {
+    const list = samples.get(variant) ?? []
+    const rps = mean(list.map((s) => s.rps))
+    // Each round's ratio against the raw run next to it: drift on a shared machine cancels out.
+    const perRound = list.map((s, i) => s.rps / (rawSamples[i]?.rps ?? NaN))
+    return `| ${LABELS[variant]} | ${rps.toFixed(0)} | **${(rps / raw).toFixed(2)}×** | ${median(perRound).toFixed(2)}× (${perRound.map((r) => r.toFixed(2)).join(' / ')}) | ${mean(list.map((s) => s.p50)).toFixed(1)} | ${mean(list.map((s) => s.p99)).toFixed(1)} | ${mean(list.map((s) => s.commandsPerRequest)).toFixed(2)} | ${mean(list.map((s) => s.redisCpuUsPerRequest)).toFixed(1)} |`
+  })
+  const table = [
+    `Session read+touch (GET with an existing session), ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${DURATION_S} s after ${WARMUP_S} s warm-up; node ${process.version}, ${cpus().length} CPUs (load average ${loadavg()[0]?.toFixed(1)} at the end), redis-server on loopback, app and autocannon in separate processes.`,
+    '',
+    '| Variant | req/s (mean) | vs raw | vs raw, median of rounds (each round) | p50 ms | p99 ms | Redis cmds/req | Redis CPU µs/req |',
+    '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+  ].join('\n')
+  console.log(table)
+  const dir = join(__dirname, 'results')
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'session.md'), `# Session benchmark\n\n${table}`)
+}
+
+if (process.argv[2] === '--serve') {
+  void serve(process.argv[3] as Variant, Number(process.argv[4]))
+} else {
+  main().catch((error: unknown) => { console.error(error); process.exitCode = 1 })
+}
