@@ -62,6 +62,7 @@ export class FailoverRateLimitStore implements Store {
   private denyHits = Number.MAX_SAFE_INTEGER
   private redisStore: RedisStore | undefined
   private warnedLoad = false
+  private warnedFull = false
 
   constructor(manager: ConnectionManager, options: Readonly<FailoverRateLimitStoreOptions>) {
     this.manager = manager
@@ -94,8 +95,9 @@ export class FailoverRateLimitStore implements Store {
     })
     store.init(this.options).catch((error: unknown) => this.warnLoadFailure(error))
     this.redisStore = store
-    // Every journal entry was replayed (or dropped with a warning) before the kit became ready.
+    // Every journal entry was sent (or dropped with a warning) before the kit became ready.
     this.outage.clear()
+    this.warnedFull = false
     return store
   }
 
@@ -201,7 +203,10 @@ export class FailoverRateLimitStore implements Store {
     if (this.manager.state === 'disabled') return undefined
     let pending = this.outage.get(full)
     if (pending && !newWindow) return pending
-    if (!pending && this.outage.size >= this.manager.config.journal.maxEntries) return undefined
+    if (!pending && this.outage.size >= this.manager.config.journal.maxEntries) {
+      this.warnFull()
+      return undefined
+    }
     // resetKey() empties memory, so the next hit looks like a new window: keep its reset.
     const fresh: OutageCount = { hits: 0, reset: pending?.reset ?? false }
     pending = fresh
@@ -240,6 +245,13 @@ export class FailoverRateLimitStore implements Store {
     pending.hits += hits
     pending.reset ||= reset
     this.outage.set(full, pending)
+  }
+
+  private warnFull(): void {
+    if (this.warnedFull) return
+    this.warnedFull = true
+    this.manager.config.logger?.warn(`[express-redis-kit] rate limiter ${this.prefix}: more than journal.maxEntries `
+      + `(${this.manager.config.journal.maxEntries}) clients counted during this outage; hits of further clients are enforced in memory but not added to Redis afterwards`)
   }
 
   private warnLoadFailure(error: unknown): void {

@@ -197,6 +197,35 @@ describe('kit.rateLimit() on a real Redis', function () {
     assert.equal(after[20], 429)
   })
 
+  it('resetKey() during an outage reaches Redis: the old count is deleted, the hits after it are kept', async () => {
+    await start({ limit: 3 })
+    assert.deepEqual(await hits(url, 'ken', 4), [200, 200, 200, 429])
+    // A hang keeps Redis' data (a restart would lose it and prove nothing).
+    redis.pause()
+    // Times out (in doubt: it runs when Redis resumes) and is counted by memory, which starts at 0.
+    assert.equal((await hit(url, 'ken')).status, 200)
+    assert.equal(kit!.state, 'degraded')
+    await app.limiter.resetKey('ken')
+    assert.deepEqual(await hits(url, 'ken', 2), [200, 200])
+    redis.resume()
+    await waitForState(kit!, 'ready')
+    assert.equal(await inspect.get('rate:default:ken'), '2')
+    assert.deepEqual(await hits(url, 'ken', 2), [200, 429])
+  })
+
+  it('remembers at most journal.maxEntries clients per outage, and says so once', async () => {
+    await start({ limit: 10 }, { journal: { maxEntries: 2 } })
+    await redis.kill()
+    await waitForState(kit!, 'degraded')
+    for (const client of ['la', 'lb', 'lc', 'ld']) assert.equal((await hit(url, client)).status, 200)
+    await redis.start()
+    await waitForState(kit!, 'ready')
+    assert.deepEqual(await inspect.mget('rate:default:la', 'rate:default:lb', 'rate:default:lc', 'rate:default:ld'), ['1', '1', null, null])
+    const warnings = kit!.logger.lines.filter((line) => line.includes('more than journal.maxEntries'))
+    assert.equal(warnings.length, 1, kit!.logger.lines.join('\n'))
+    kit!.logger.lines.length = 0
+  })
+
   describe('onRedisDown', () => {
     async function outage(options: Partial<RateLimitOptions>): Promise<void> {
       await start(options)
