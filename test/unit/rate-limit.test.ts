@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import type { Server } from 'node:http'
 import { MemoryStore } from 'express-rate-limit'
+import { Cluster } from 'ioredis'
 import { KitError, type RateLimitOptions } from '../../lib/index.js'
 import { testKit } from '../helpers/kit.js'
 import { draft8, hit, hits, listen, rateLimitedApp } from '../helpers/rate-limit-app.js'
@@ -77,6 +78,20 @@ describe('kit.rateLimit() options', () => {
     other.rateLimit({ name: 'login' })
     void kit.close()
     void other.close()
+  })
+
+  it('rejects a Redis Cluster client at start-up rather than failing on NOSCRIPT later', async () => {
+    // Never reaches a server: the check is on the client's kind, before any command.
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true, enableOfflineQueue: false, clusterRetryStrategy: () => null })
+    cluster.on('error', () => {})
+    const kit = testKit({ redis: cluster, connectTimeoutMs: 100 })
+    try {
+      assert.throws(() => kit.rateLimit(), (error: unknown) => error instanceof KitError
+        && error.code === 'ERR_KIT_INVALID_OPTION' && /Redis Cluster client .* is not supported/.test(error.message))
+    } finally {
+      await kit.close()
+      cluster.disconnect()
+    }
   })
 
   it("keeps express-rate-limit's validations, logged through the kit's logger", () => {
