@@ -32,12 +32,23 @@ export interface SessionStoreOptions {
 }
 
 /** `kit.session()` options: every express-session option, `secret` optional (falls back to `SESSION_SECRET`). */
-export type SessionOptions = Omit<ExpressSessionOptions, 'secret' | 'store'> & {
+export type SessionOptions = Omit<ExpressSessionOptions, 'secret' | 'store' | 'cookie' | 'name' | 'resave' | 'saveUninitialized'> & {
   /**
    * Signs the session cookie; an array rotates secrets (the first signs, all verify).
    * Defaults to the `SESSION_SECRET` environment variable; without either, `kit.session()` throws.
    */
   secret: string | string[]
+  /**
+   * The session cookie's attributes, merged over the secure defaults.
+   * Defaults to `{ path: '/', httpOnly: true, sameSite: 'lax', secure: 'auto' in production else false }`.
+   */
+  cookie: CookieOptions
+  /** The cookie's name. Defaults to `'sid'`. */
+  name: string
+  /** Write an unmodified session back on every request. Defaults to `false`. */
+  resave: boolean
+  /** Store (and set a cookie for) a session nothing was put in. Defaults to `false`. */
+  saveUninitialized: boolean
 } & SessionStoreOptions
 
 /** What the factory hands to express-session and to the store. */

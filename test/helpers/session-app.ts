@@ -24,7 +24,7 @@ export interface SessionApp {
 }
 
 /**
- * POST /login?user=x stores the user, GET /me answers 200 { user } or 401, POST /visit counts,
+ * POST /login?user=x[&regenerate=1] stores the user, GET /me answers 200 { user } or 401, POST /visit counts,
  * POST /logout destroys the session.
  */
 export function sessionApp(kit: Kit, options: Partial<SessionOptions> = {}, flavour: 'express5' | 'express4' = 'express5'): SessionApp {
@@ -35,9 +35,14 @@ export function sessionApp(kit: Kit, options: Partial<SessionOptions> = {}, flav
   middleware.store.on('disconnect', () => { state.disconnects++ })
   app.set('trust proxy', 1)
   app.use(middleware)
-  app.post('/login', (req: Request, res: Response) => {
-    req.session.user = String(req.query.user ?? 'alice')
-    res.json({ user: req.session.user, sid: req.sessionID })
+  app.post('/login', (req: Request, res: Response, next: NextFunction) => {
+    const signIn = (): void => {
+      req.session.user = String(req.query.user ?? 'alice')
+      res.json({ user: req.session.user, sid: req.sessionID })
+    }
+    // ?regenerate=1: a new session id at login, the usual defence against session fixation.
+    if (req.query.regenerate === undefined) signIn()
+    else req.session.regenerate((error) => { if (error) next(error); else signIn() })
   })
   app.get('/me', (req: Request, res: Response) => {
     if (req.session.user === undefined) res.status(401).json({ user: null })

@@ -174,6 +174,21 @@ describe('session store: touch throttling and SCAN', function () {
       await request(b.app).get('/me').set('Cookie', afterClear.cookie).expect(200)
     })
 
+  })
+
+  describe('regenerate and corrupt data', () => {
+    it('regenerate at login deletes the old session in Redis and keeps the new one', async () => {
+      const target = await app()
+      const first = await login(target, 'alice')
+      const res = await request(target.app).post('/login?user=alice&regenerate=1').set('Cookie', first.cookie).expect(200)
+      const second = { cookie: sessionCookie(res.headers['set-cookie']), sid: res.body.sid as string }
+      assert.notEqual(second.sid, first.sid)
+      assert.equal(await direct.exists(`session:${first.sid}`), 0)
+      assert.ok(await direct.get(`session:${second.sid}`))
+      await request(target.app).get('/me').set('Cookie', first.cookie).expect(401)
+      await request(target.app).get('/me').set('Cookie', second.cookie).expect(200)
+    })
+
     it('a corrupt value in Redis is "no session", logged once, never a 500', async () => {
       const kit = await readyKit()
       const target = sessionApp(kit)
