@@ -36,12 +36,12 @@ export function rateLimitedApp(kit: Kit, options: Partial<RateLimitOptions> = {}
   return state
 }
 
-/** Listens on a free loopback port; resolves the server and its base URL. */
-export async function listen(app: express.Express): Promise<{ server: Server; url: string }> {
-  const server = app.listen(0, '127.0.0.1')
+/** Listens on a free loopback port (IPv4, or `::1`); resolves the server and its base URL. */
+export async function listen(app: express.Express, host: '127.0.0.1' | '::1' = '127.0.0.1'): Promise<{ server: Server; url: string }> {
+  const server = app.listen(0, host)
   await once(server, 'listening')
   const { port } = server.address() as AddressInfo
-  return { server, url: `http://127.0.0.1:${port}` }
+  return { server, url: `http://${host === '::1' ? '[::1]' : host}:${port}` }
 }
 
 export interface Hit {

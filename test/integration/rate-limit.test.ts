@@ -90,6 +90,15 @@ describe('kit.rateLimit() on a real Redis', function () {
     assert.ok(!kit!.logger.lines.some((line) => line.includes('ERR_ERL')), kit!.logger.lines.join('\n'))
   })
 
+  it("keys an IPv6 client by its /56 network, as express-rate-limit does", async () => {
+    kit = testKit({ url: redis.url, commandTimeoutMs: TIMEOUT })
+    app = rateLimitedApp(kit, { limit: 2, keyGenerator: undefined })
+    ;({ server, url } = await listen(app.app, '::1'))
+    await kit.ready()
+    assert.deepEqual(await hits(url, 'ignored', 3), [200, 200, 429])
+    assert.deepEqual(await inspect.keys('rate:*'), ['rate:default:::/56'])
+  })
+
   it('makes exactly one Redis round trip per request', async () => {
     await start({ limit: 1000 })
     await hit(url, 'warm-up') // the first request may wait for the scripts loaded on connect
