@@ -13,19 +13,11 @@ import type { Logger } from './types.js'
 export { FailoverRateLimitStore, type FailoverRateLimitStoreOptions } from './rate-limit/store.js'
 export type { RateLimitOptions, RateLimitStoreOptions, RedisDownPolicy } from './rate-limit/options.js'
 
-/** The limiters of one kit: their names (which must differ) and the stores to refresh on reconnect. */
-class RateLimiters {
+/** The names of each kit's limiters, which must differ. */
+class LimiterNames {
   private readonly names = new Set<string>()
-  private readonly stores: FailoverRateLimitStore[] = []
 
-  constructor(manager: ConnectionManager) {
-    // One listener per kit, however many limiters it has.
-    manager.on('stateChange', (to) => {
-      if (to === 'ready') for (const store of this.stores) store.connectRedis()
-    })
-  }
-
-  checkName(name: string, given: boolean): void {
+  check(name: string, given: boolean): void {
     if (!this.names.has(name)) return
     throw invalidOption('rateLimit `name`', given
       ? `'${name}' is already used by another limiter of this kit`
@@ -34,19 +26,18 @@ class RateLimiters {
       + 'limiters with one name would count into the same keys. To apply one limit on several routes, create it once and mount it on each.')
   }
 
-  add(name: string, store: FailoverRateLimitStore): void {
+  add(name: string): void {
     this.names.add(name)
-    this.stores.push(store)
   }
 }
 
-const limiters = new WeakMap<ConnectionManager, RateLimiters>()
+const namesOf = new WeakMap<ConnectionManager, LimiterNames>()
 
-function limitersOf(manager: ConnectionManager): RateLimiters {
-  let found = limiters.get(manager)
+function limiterNames(manager: ConnectionManager): LimiterNames {
+  let found = namesOf.get(manager)
   if (!found) {
-    found = new RateLimiters(manager)
-    limiters.set(manager, found)
+    found = new LimiterNames()
+    namesOf.set(manager, found)
   }
   return found
 }
@@ -88,8 +79,8 @@ export function createRateLimit(manager: ConnectionManager, options: Readonly<Pa
       'Give the kit a single Redis (or Sentinel) connection, or use express-rate-limit with a store of your own.')
   }
   const { name, onRedisDown, instances } = config.store
-  const registry = limitersOf(manager)
-  registry.checkName(name, options.name !== undefined)
+  const names = limiterNames(manager)
+  names.check(name, options.name !== undefined)
 
   const store = new FailoverRateLimitStore(manager, { name, onRedisDown })
   const logger = manager.config.logger
@@ -99,7 +90,7 @@ export function createRateLimit(manager: ConnectionManager, options: Readonly<Pa
     ...(instances > 1 ? { limit: splitDuringOutage(manager, config.limit, instances) } : {}),
     store,
   })
-  registry.add(name, store)
+  names.add(name)
   manager.registerFeature('rateLimit')
   return middleware
 }

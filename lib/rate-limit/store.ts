@@ -48,6 +48,22 @@ function neverSent(error: unknown): boolean {
   return error instanceof Error && /isn't writeable/.test(error.message)
 }
 
+/** The stores of each kit, given a fresh rate-limit-redis store by one listener on every (re)connection. */
+const storesOf = new WeakMap<ConnectionManager, FailoverRateLimitStore[]>()
+
+function register(manager: ConnectionManager, store: FailoverRateLimitStore): void {
+  const stores = storesOf.get(manager)
+  if (stores) {
+    stores.push(store)
+    return
+  }
+  const created = [store]
+  storesOf.set(manager, created)
+  manager.on('stateChange', (to) => {
+    if (to === 'ready') for (const each of created) each.connectRedis()
+  })
+}
+
 export class FailoverRateLimitStore implements Store {
   /** Read by express-rate-limit's double-count check: keys of different limiters never clash. */
   readonly prefix: string
@@ -61,6 +77,8 @@ export class FailoverRateLimitStore implements Store {
   private windowMs = 60_000
   private denyHits = Number.MAX_SAFE_INTEGER
   private redisStore: RedisStore | undefined
+  /** rate-limit-redis stores whose increment script failed to load (they never send EVALSHA). */
+  private readonly unloaded = new WeakSet<RedisStore>()
   private warnedLoad = false
   private warnedFull = false
 
@@ -69,6 +87,7 @@ export class FailoverRateLimitStore implements Store {
     this.policy = options.onRedisDown
     this.prefix = manager.key('rate:', `${options.name}:`)
     this.memory = manager.memory('rate-limit')
+    register(manager, this)
   }
 
   /** Called once by express-rate-limit with its parsed options. */
@@ -81,7 +100,7 @@ export class FailoverRateLimitStore implements Store {
   }
 
   /**
-   * Called whenever the kit (re)connects. rate-limit-redis loads its scripts once, in init(): a
+   * Called whenever the kit (re)connects (by the kit: no need to call it). rate-limit-redis loads its scripts once, in init(): a
    * load that failed while Redis was down would fail every later call, so each connection gets a
    * fresh store (two SCRIPT LOADs). A script flushed later (SCRIPT FLUSH, failover to a replica)
    * is reloaded by rate-limit-redis itself on NOSCRIPT, which never ran the script: no double count.
@@ -94,6 +113,9 @@ export class FailoverRateLimitStore implements Store {
       sendCommand: (command: string, ...args: string[]) => client.call(command, ...args) as Promise<RedisReply>,
     })
     store.init(this.options).catch((error: unknown) => this.warnLoadFailure(error))
+    // Registered before any call waits on it, so it runs first: a call that then fails on this
+    // failed load never sent its EVALSHA, and its hit is replayed like any other outage hit.
+    store.incrementScriptSha.catch(() => { this.unloaded.add(store) })
     this.redisStore = store
     // Every journal entry was sent (or dropped with a warning) before the kit became ready.
     this.outage.clear()
@@ -103,10 +125,10 @@ export class FailoverRateLimitStore implements Store {
 
   /** Not `async`: the manager's promise is returned as is, so Redis hits cost one promise. */
   increment(key: string): Promise<ClientRateLimitInfo> {
-    let attempted = false
+    let sentTo: RedisStore | undefined
     return this.manager.run({
-      redis: () => { attempted = true; return this.redis().increment(key) },
-      memory: () => this.incrementInMemory(this.prefix + key, !attempted),
+      redis: () => { sentTo = this.redis(); return sentTo.increment(key) },
+      memory: () => this.incrementInMemory(this.prefix + key, sentTo === undefined || this.unloaded.has(sentTo)),
     })
   }
 

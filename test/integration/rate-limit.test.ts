@@ -4,10 +4,12 @@
  */
 import assert from 'node:assert/strict'
 import type { Server } from 'node:http'
+import express from 'express'
+import { rateLimit } from 'express-rate-limit'
 import { Redis } from 'ioredis'
-import type { RateLimitOptions } from '../../lib/index.js'
+import { FailoverRateLimitStore, type RateLimitOptions } from '../../lib/index.js'
 import { testKit, waitForState } from '../helpers/kit.js'
-import { draft8, hit, hits, listen, rateLimitedApp, tally, type RateLimitedApp } from '../helpers/rate-limit-app.js'
+import { byClientHeader, draft8, hit, hits, listen, rateLimitedApp, tally, type RateLimitedApp } from '../helpers/rate-limit-app.js'
 import { freePort, RedisServer } from '../helpers/redis-server.js'
 
 const TIMEOUT = 300
@@ -309,6 +311,44 @@ describe('kit.rateLimit() on a real Redis', function () {
       await kit.close()
       await late.stop()
     }
+  })
+
+  it('FailoverRateLimitStore works with express-rate-limit directly, created before Redis is ready', async () => {
+    kit = testKit({ url: redis.url, commandTimeoutMs: TIMEOUT })
+    const store = new FailoverRateLimitStore(kit.manager, { name: 'direct', onRedisDown: 'memory' })
+    const direct = express()
+    direct.use(rateLimit({ store, limit: 2, keyGenerator: byClientHeader, standardHeaders: 'draft-8', legacyHeaders: false }))
+    direct.get('/', (_req, res) => { res.send('ok') })
+    assert.equal(kit.state, 'connecting')
+    ;({ server, url } = await listen(direct))
+    await kit.ready()
+    assert.deepEqual(await hits(url, 'peggy', 3), [200, 200, 429])
+    assert.equal(await inspect.get('rate:direct:peggy'), '3')
+    // After a restart the scripts are loaded again.
+    await redis.kill()
+    await waitForState(kit, 'degraded')
+    await redis.start()
+    await waitForState(kit, 'ready')
+    assert.deepEqual(await hits(url, 'peggy', 3), [200, 200, 429])
+    assert.equal(await inspect.get('rate:direct:peggy'), '3')
+  })
+
+  it('a limiter whose script load failed (Redis hung) counts in Redis again once it is back', async () => {
+    kit = testKit({ url: redis.url, commandTimeoutMs: TIMEOUT })
+    await kit.ready()
+    redis.pause()
+    // Created while the kit still thinks Redis is ready: rate-limit-redis' SCRIPT LOAD times out.
+    app = rateLimitedApp(kit, { limit: 5, name: 'late' })
+    ;({ server, url } = await listen(app.app))
+    assert.equal((await hit(url, 'quinn')).status, 200)
+    assert.equal(kit.state, 'degraded')
+    redis.resume()
+    await waitForState(kit, 'ready')
+    // A store that kept the failed load would fail every call and never count in Redis again.
+    assert.deepEqual(await hits(url, 'quinn', 2), [200, 200])
+    assert.equal(kit.state, 'ready')
+    assert.equal(await inspect.get('rate:late:quinn'), '3')
+    assert.deepEqual(app.errors, [])
   })
 
   it('works on Express 4', async () => {
