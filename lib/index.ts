@@ -4,6 +4,7 @@ export { ConnectionManager } from './connection.js'
 export { MemoryStore } from './memory.js'
 export { KitError, type KitErrorCode } from './errors.js'
 export { redactUrl } from './config.js'
+export type { CacheOptions, InvalidateTarget } from './cache/index.js'
 export {
   FailoverRateLimitStore, type FailoverRateLimitStoreOptions, type RateLimitOptions, type RateLimitStoreOptions,
   type RedisDownPolicy,

@@ -1,5 +1,6 @@
 /** createKit(): one connection manager, every feature bound to it. */
-import type { Router } from 'express'
+import type { RequestHandler, Router } from 'express'
+import { createCache, invalidateCache, type CacheOptions, type InvalidateTarget } from './cache/index.js'
 import { KeyValueClient } from './client.js'
 import { resolveConfig } from './config.js'
 import { ConnectionManager } from './connection.js'
@@ -61,6 +62,24 @@ export class Kit {
    */
   rateLimit(options?: Readonly<Partial<RateLimitOptions>>): RateLimitRequestHandler {
     return createRateLimit(this.manager, options)
+  }
+
+  /**
+   * Response cache middleware for GET/HEAD routes: one Redis read per hit, one handler run per key
+   * however many requests miss at once, stale-while-revalidate / stale-if-error, and memory while
+   * Redis is down. Never stores responses that set cookies or say private/no-store.
+   */
+  cache(options?: Readonly<Partial<CacheOptions>>): RequestHandler {
+    return createCache(this.manager, options)
+  }
+
+  /**
+   * Removes cached responses: `{ key }` (all variants of one key), `{ prefix }` (keys starting
+   * with it) or `{ tag }`. Seen by every instance; made during an outage, it is replayed to Redis
+   * before the kit uses Redis again.
+   */
+  invalidate(target: InvalidateTarget): Promise<void> {
+    return invalidateCache(this.manager, target)
   }
 
   /** An express Router: mount it at `/health` for `GET /health` and `GET /health/redis`. */

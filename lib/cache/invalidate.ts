@@ -1,0 +1,64 @@
+/**
+ * `kit.invalidate({ key } | { prefix } | { tag })`: argument checks, and the local log that stops
+ * a fill which started before an invalidation from storing the older response afterwards.
+ * (Across instances the same race is closed by the fill lock kept in the entry's hash, which the
+ * invalidation deletes.)
+ */
+import { invalidArgument } from '../errors.js'
+import { normalizeUrl } from './key.js'
+import type { Target } from './store.js'
+
+const KINDS = ['key', 'prefix', 'tag'] as const
+
+export function parseTarget(target: unknown): Target {
+  const usage = "pass exactly one of { key: '/path?a=1' }, { prefix: '/api/' } or { tag: 'user:42' }"
+  if (typeof target !== 'object' || target === null || Array.isArray(target)) throw invalidArgument('invalidate', usage)
+  const given = Object.entries(target).filter(([, value]) => value !== undefined)
+  const [entry] = given
+  if (given.length !== 1 || entry === undefined || !(KINDS as readonly string[]).includes(entry[0])) {
+    throw invalidArgument('invalidate', `${usage}; got { ${given.map(([name]) => name).join(', ')} }`)
+  }
+  const [kind, value] = entry as [typeof KINDS[number], unknown]
+  if (typeof value !== 'string' || value === '') {
+    throw invalidArgument('invalidate', `${kind} must be a non-empty string, got ${JSON.stringify(value) ?? String(value)}`)
+  }
+  switch (kind) {
+    case 'key': return { kind, id: normalizeUrl(value) }
+    case 'prefix': return { kind, prefix: value }
+    case 'tag': return { kind, tag: value }
+  }
+}
+
+function covers(target: Target, id: string, tags: readonly string[]): boolean {
+  switch (target.kind) {
+    case 'key': return target.id === id
+    case 'prefix': return id.startsWith(target.prefix)
+    case 'tag': return tags.includes(target.tag)
+  }
+}
+
+/** The last invalidations made by this instance, numbered. */
+export class InvalidationLog {
+  private static readonly MAX = 1000
+  private seq = 0
+  private entries: { seq: number; target: Target }[] = []
+
+  /** The number of the latest invalidation; a fill remembers it when it starts. */
+  get current(): number {
+    return this.seq
+  }
+
+  record(target: Target): void {
+    this.seq += 1
+    this.entries.push({ seq: this.seq, target })
+    if (this.entries.length > InvalidationLog.MAX) this.entries = this.entries.slice(-InvalidationLog.MAX / 2)
+  }
+
+  /** Whether an invalidation made after `since` covers this entry (yes when the log forgot). */
+  coversSince(since: number, id: string, tags: readonly string[]): boolean {
+    if (since === this.seq) return false
+    const oldest = this.entries[0]?.seq ?? this.seq + 1
+    if (since + 1 < oldest) return true
+    return this.entries.some((entry) => entry.seq > since && covers(entry.target, id, tags))
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The Redis half of the cache store. One hash per cache id holds every variant of it:
+ *
+ *   b        the response (no Vary), or the Vary record naming the headers of the variants
+ *   v:…      one variant per combination of those request header values
+ *   l, lv:…  refill locks ("token:expiresAtMs"), so one instance fills while the others wait
+ *   k        the full id, when the key had to be hashed
+ *
+ * so a hit without Vary is ONE `HGET`, and invalidating an id (all variants and any fill in
+ * progress) is ONE `UNLINK`. A fill is only written while its lock is still held: an
+ * invalidation that deleted the hash meanwhile wins, and the older response is dropped.
+ * Tag indexes are sets of hash keys, expiring with the longest-lived entry they name.
+ */
+import { createHash } from 'node:crypto'
+import type { RedisClient } from '../redis-types.js'
+import { HASHED_HEAD, type CacheKey, type KeySpace } from './key.js'
+import type { Fill, Target } from './store.js'
+
+class Script {
+  private readonly sha: string
+
+  constructor(private readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex')
+  }
+
+  /** EVALSHA, falling back to EVAL; `direct` sends EVAL at once (journal replays must send synchronously). */
+  async run(client: RedisClient, keys: readonly string[], args: readonly (string | number | Buffer)[], direct = false): Promise<unknown> {
+    if (direct) return client.eval(this.source, keys.length, ...keys, ...args)
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args)
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
+      return client.eval(this.source, keys.length, ...keys, ...args)
+    }
+  }
+}
+
+const NOW_MS = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
+
+/** KEYS[1] hash; ARGV lockField, token, ttlMs. 1 when acquired (free or expired), else 0. */
+const ACQUIRE = new Script(`${NOW_MS}
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  local expires = tonumber(string.match(held, ':(%d+)$'))
+  if expires and expires > now then return 0 end
+end
+local ttl = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. string.format('%d', now + ttl))
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1`)
+
+/** KEYS[1] hash; ARGV lockField, token. Releases the lock only if it is still ours. */
+const RELEASE = new Script(`local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held and string.sub(held, 1, #ARGV[2] + 1) == ARGV[2] .. ':' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0`)
+
+/**
+ * KEYS[1] hash, KEYS[2..] tag sets; ARGV lockField, token, field, entry, varyRecord ('' = none),
+ * lifetimeMs, fullId ('' unless hashed), maxFields. 1 when stored, 0 when the lock was lost.
+ */
+const PUT = new Script(`local key = KEYS[1]
+local held = redis.call('HGET', key, ARGV[1])
+if not held or string.sub(held, 1, #ARGV[2] + 1) ~= ARGV[2] .. ':' then return 0 end
+if ARGV[5] == '' then
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'b', ARGV[4])
+else
+  if redis.call('HGET', key, 'b') ~= ARGV[5] or redis.call('HLEN', key) > tonumber(ARGV[8]) then
+    redis.call('DEL', key)
+    redis.call('HSET', key, 'b', ARGV[5])
+  else
+    redis.call('HDEL', key, ARGV[1])
+  end
+  redis.call('HSET', key, ARGV[3], ARGV[4])
+end
+if ARGV[7] ~= '' then redis.call('HSET', key, 'k', ARGV[7]) end
+local life = tonumber(ARGV[6])
+if redis.call('PTTL', key) < life then redis.call('PEXPIRE', key, life) end
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], key)
+  if redis.call('PTTL', KEYS[i]) < life then redis.call('PEXPIRE', KEYS[i], life) end
+end
+return 1`)
+
+/** KEYS[1] tag set. Unlinks every hash it names, then the set; returns how many it named. */
+const INVALIDATE_TAG = new Script(`local members = redis.call('SMEMBERS', KEYS[1])
+for i = 1, #members, 500 do
+  redis.call('UNLINK', unpack(members, i, math.min(i + 499, #members)))
+end
+redis.call('UNLINK', KEYS[1])
+return #members`)
+
+const orUndefined = (value: Buffer | null): Buffer | undefined => value ?? undefined
+
+/** Variants (plus b, k and locks) one hash may hold before a fill with new variants resets it. */
+const MAX_FIELDS = 64
+
+export class RedisCacheOps {
+  constructor(private readonly keys: KeySpace) {}
+
+  get(client: RedisClient, key: CacheKey, field: string): Promise<Buffer | undefined> {
+    return client.hgetBuffer(key.redisKey, field).then(orUndefined)
+  }
+
+  async acquire(client: RedisClient, key: CacheKey, lockField: string, token: string, ttlMs: number): Promise<boolean> {
+    return Number(await ACQUIRE.run(client, [key.redisKey], [lockField, token, ttlMs])) === 1
+  }
+
+  async release(client: RedisClient, key: CacheKey, lockField: string, token: string): Promise<void> {
+    await RELEASE.run(client, [key.redisKey], [lockField, token])
+  }
+
+  async put(client: RedisClient, key: CacheKey, fill: Fill): Promise<boolean> {
+    if (fill.token === undefined) return false
+    const keys = [key.redisKey, ...fill.tags.map((tag) => this.keys.tag(tag))]
+    const args = [fill.lockField, fill.token, fill.field, fill.bytes, fill.vary ?? '', Math.ceil(fill.lifetimeMs),
+      key.hashed ? key.id : '', MAX_FIELDS]
+    return Number(await PUT.run(client, keys, args)) === 1
+  }
+
+  /**
+   * Key and tag invalidations are one command each, sent before this returns its promise (what
+   * journal replay relies on); prefix invalidations SCAN, so they take several round trips.
+   */
+  async invalidate(client: RedisClient, target: Target, replaying = false): Promise<number> {
+    switch (target.kind) {
+      case 'key': return client.unlink(this.keys.entry(target.id).redisKey)
+      case 'tag': return Number(await INVALIDATE_TAG.run(client, [this.keys.tag(target.tag)], [], replaying))
+      case 'prefix': return this.invalidatePrefix(client, target.prefix)
+    }
+  }
+
+  private async invalidatePrefix(client: RedisClient, prefix: string): Promise<number> {
+    const pattern = this.keys.scanPattern(prefix)
+    let cursor = '0'
+    let removed = 0
+    do {
+      const reply = await client.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000) as [string | Buffer, (string | Buffer)[]]
+      cursor = String(reply[0])
+      const found = reply[1].map(String)
+      const doomed = prefix.length <= HASHED_HEAD ? found : await this.reallyUnder(client, found, prefix)
+      if (doomed.length > 0) removed += await client.unlink(...doomed)
+    } while (cursor !== '0')
+    return removed
+  }
+
+  /** Long prefixes: SCAN matched only the readable head, so check each candidate's full id. */
+  private async reallyUnder(client: RedisClient, candidates: string[], prefix: string): Promise<string[]> {
+    const doomed: string[] = []
+    for (const redisKey of candidates) {
+      const id = this.keys.plainId(redisKey) ?? await client.hget(redisKey, 'k')
+      if (id?.startsWith(prefix)) doomed.push(redisKey)
+    }
+    return doomed
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * What every `kit.cache()` middleware of one kit shares: the store, the fills in progress (for
+ * in-process request coalescing), the local invalidation log and the once-only warnings.
+ */
+import type { ConnectionManager } from '../connection.js'
+import type { StoredResponse } from './entry.js'
+import { EntryCache } from './entry-cache.js'
+import { InvalidationLog, parseTarget } from './invalidate.js'
+import { KeySpace } from './key.js'
+import { CacheStore } from './store.js'
+
+/** What a fill hands to the requests that waited for it. */
+export interface FlightResult {
+  response: StoredResponse
+  /** The Vary names of the response, when it varies. */
+  vary: readonly string[] | undefined
+  /** The field (variant) it was stored under: followers of another variant must not use it. */
+  field: string
+  stale: boolean
+}
+
+/** A fill in progress. Followers await `result`; it resolves once, possibly with `undefined`. */
+export class Flight {
+  readonly result: Promise<FlightResult | undefined>
+  private resolveResult: (result: FlightResult | undefined) => void = () => {}
+  private settled = false
+
+  constructor() {
+    this.result = new Promise((resolve) => { this.resolveResult = resolve })
+  }
+
+  settle(result: FlightResult | undefined): void {
+    if (this.settled) return
+    this.settled = true
+    this.resolveResult(result)
+  }
+}
+
+export class CacheRuntime {
+  readonly manager: ConnectionManager
+  readonly keys: KeySpace
+  readonly store: CacheStore
+  readonly flights = new Map<string, Flight>()
+  readonly invalidations = new InvalidationLog()
+  /** Decoded entries of recent hits (see entry-cache.ts). */
+  readonly entries = new EntryCache()
+  private readonly warned = new Set<string>()
+
+  constructor(manager: ConnectionManager) {
+    this.manager = manager
+    this.keys = new KeySpace(manager.key('cache:', ''))
+    this.store = new CacheStore(manager, this.keys)
+  }
+
+  /** Logs a problem once per code for the life of the kit, never once per request. */
+  warnOnce(code: string, message: string): void {
+    if (this.warned.has(code)) return
+    this.warned.add(code)
+    this.manager.config.logger?.warn(`[express-redis-kit] ${code}: ${message}`)
+  }
+
+  async invalidate(target: unknown): Promise<void> {
+    const parsed = parseTarget(target)
+    this.invalidations.record(parsed)
+    await this.store.invalidate(parsed)
+  }
+}
+
+const runtimes = new WeakMap<ConnectionManager, CacheRuntime>()
+
+/** The one cache runtime of a kit, created on first use. */
+export function cacheRuntime(manager: ConnectionManager): CacheRuntime {
+  let runtime = runtimes.get(manager)
+  if (!runtime) {
+    runtime = new CacheRuntime(manager)
+    runtimes.set(manager, runtime)
+  }
+  return runtime
+}
