@@ -63,7 +63,9 @@ export class MemoryCacheOps {
 
   invalidate(target: Target): number {
     const doomed: string[] = []
-    for (const memoryKey of this.memory.keys()) {
+    // Keys first: reading a value (for its tags) moves it in the LRU order, which would make a
+    // live iteration over keys() see it again, forever.
+    for (const memoryKey of [...this.memory.keys()]) {
       const cut = memoryKey.lastIndexOf(SEP)
       const id = memoryKey.slice(0, cut)
       const hit = target.kind === 'key' ? id === target.id

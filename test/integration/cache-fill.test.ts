@@ -105,20 +105,22 @@ describe('kit.cache() fills and invalidation', function () {
   describe('stale-while-revalidate', () => {
     it('answers stale at once and refreshes the entry in the background, once', async () => {
       const a = await instance({ ttl: 0.3, staleWhileRevalidate: 30 })
-      await a.http.get('/json/swr').expect('x-cache', 'MISS')
+      a.state.slowMs = 0
+      await a.http.get('/slow/swr').expect('x-cache', 'MISS')
       await sleep(350)
       a.state.version = 2
-      a.state.slowMs = 0
-      const stale = await Promise.all([1, 2, 3].map(() => a.http.get('/json/swr').expect(200)))
+      a.state.slowMs = 400 // the refresh is still running while all three are answered
+      const stale = await Promise.all([1, 2, 3].map(() => a.http.get('/slow/swr').expect(200)))
       for (const reply of stale) {
         assert.equal(reply.headers['x-cache'], 'STALE')
         assert.equal(JSON.parse(reply.text).version, 1)
         assert.match(reply.headers['cache-status'] as string, /hit; ttl=-\d+; detail=stale-while-revalidate/)
       }
-      await eventually(async () => (await a.http.get('/json/swr')).headers['x-cache'] === 'HIT', 5000, 'refreshed entry')
-      const fresh = await a.http.get('/json/swr').expect('x-cache', 'HIT')
+      assert.ok(stale.every((reply) => Number(reply.headers['content-length']) > 0))
+      await eventually(async () => (await a.http.get('/slow/swr')).headers['x-cache'] === 'HIT', 5000, 'refreshed entry')
+      const fresh = await a.http.get('/slow/swr').expect('x-cache', 'HIT')
       assert.equal(JSON.parse(fresh.text).version, 2)
-      assert.equal(a.calls('json'), 2, 'one background refresh for three stale answers')
+      assert.equal(a.calls('slow'), 2, 'one background refresh for three stale answers')
     })
 
     it('refreshes streamed responses in the background byte for byte', async () => {
