@@ -1,0 +1,151 @@
+/**
+ * Starting and always stopping what the chaos benchmark runs: private redis-servers and the
+ * server under test as a child process. Everything started here is tracked, so `cleanup()`
+ * (from a finally block or the SIGINT handler) stops exactly those processes by their PID.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
+import { RedisServer, freePort } from '../../test/helpers/redis-server.js'
+import { getJson } from './load.js'
+
+export type Contender = 'kit' | 'peer'
+
+const SCRIPTS: Record<Contender, string> = {
+  kit: join(__dirname, 'kit-server.ts'),
+  peer: join(__dirname, '..', 'peer-server.ts'),
+}
+
+const children = new Set<ChildProcess>()
+const redisServers = new Set<RedisServer>()
+/** Redis starts still waiting for PING: cleanup waits for them, then stops them too. */
+const startingRedis = new Set<Promise<RedisServer>>()
+let closing = false
+
+function refuseWhenClosing(): void {
+  if (closing) throw new Error('chaos benchmark is shutting down')
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  const port = await freePort()
+  refuseWhenClosing()
+  // persist: append-only file with fsync on every write, so data survives kill -9 as in production.
+  const starting = RedisServer.start({ persist: true, port })
+  startingRedis.add(starting)
+  try {
+    const server = await starting
+    redisServers.add(server)
+    refuseWhenClosing()
+    return server
+  } finally {
+    startingRedis.delete(starting)
+  }
+}
+
+/** Restarts a killed server on its port; `start()` spawns synchronously, so cleanup always sees it. */
+export async function restartRedis(server: RedisServer): Promise<void> {
+  refuseWhenClosing()
+  await server.start()
+}
+
+export async function stopRedis(server: RedisServer): Promise<void> {
+  await server.stop()
+  redisServers.delete(server)
+}
+
+export interface AppProcess {
+  readonly contender: Contender
+  readonly port: number
+  readonly child: ChildProcess
+  /** Lines the app wrote, for counting peer errors and reading the kit's state log. */
+  readonly output: string[]
+}
+
+/** Only the variables this run means to set reach the app; stray REDIS_* from the shell do not. */
+function appEnv(port: number, redisUrl: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [name, value] of Object.entries(process.env)) {
+    if (!/^(REDIS_|ENABLE_REDIS|SESSION_|RATE_LIMIT|PORT$|NODE_ENV$)/.test(name)) env[name] = value
+  }
+  return { ...env, PORT: String(port), REDIS_URL: redisUrl, RATE_LIMIT: '1000000000' }
+}
+
+/** Starts the server under test and waits until it serves from Redis. */
+export async function startApp(contender: Contender, redisUrl: string): Promise<AppProcess> {
+  const port = await freePort()
+  refuseWhenClosing()
+  const child = spawn(process.execPath, ['--import', 'tsx', SCRIPTS[contender]], {
+    env: appEnv(port, redisUrl), stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  const output: string[] = []
+  const collect = (chunk: Buffer): void => {
+    for (const line of chunk.toString().split('\n')) if (line.trim()) output.push(line)
+  }
+  child.stdout?.on('data', collect)
+  child.stderr?.on('data', collect)
+  const app: AppProcess = { contender, port, child, output }
+  await waitUntilOnRedis(app)
+  return app
+}
+
+/** Polls (never a fixed sleep) until the kit says `ready` / the peer's PING answers. */
+async function waitUntilOnRedis(app: AppProcess, deadlineMs = 30_000): Promise<void> {
+  const deadline = Date.now() + deadlineMs
+  for (;;) {
+    if (app.child.exitCode !== null || app.child.signalCode !== null) {
+      throw new Error(`${app.contender} server exited during start-up:\n${app.output.join('\n')}`)
+    }
+    try {
+      if (app.contender === 'kit') {
+        const health = await getJson(app.port, '/health', 1000)
+        if ((health.body as { redis?: { state?: string } }).redis?.state === 'ready') return
+      } else {
+        const health = await getJson(app.port, '/health/redis', 1000)
+        if (health.status === 200) return
+      }
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${app.contender} server did not reach Redis:\n${app.output.join('\n')}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+/** SIGTERM (graceful), then SIGKILL if it has not exited within 5 s. */
+export async function stopApp(app: AppProcess): Promise<void> {
+  const { child } = app
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+  await exited
+  clearTimeout(timer)
+}
+
+/** Last resort for an exit that skipped `cleanup()` (it must be synchronous): SIGKILL by PID. */
+export function killAllNow(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  for (const server of redisServers) {
+    if (server.pid !== undefined) {
+      try { process.kill(server.pid, 'SIGKILL') } catch { /* already gone */ }
+    }
+  }
+}
+
+/** Stops every child and redis-server this process started (each by its own PID). */
+export async function cleanup(): Promise<void> {
+  closing = true
+  // Wait for each exit so Node reaps the child (no zombie left behind when this process exits).
+  await Promise.all([...children].map((child) => new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) { resolve(); return }
+    child.once('exit', () => resolve())
+    child.kill('SIGKILL')
+  })))
+  children.clear()
+  for (const started of await Promise.allSettled([...startingRedis])) {
+    if (started.status === 'fulfilled') redisServers.add(started.value)
+  }
+  await Promise.allSettled([...redisServers].map((server) => server.stop()))
+  redisServers.clear()
+}
