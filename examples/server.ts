@@ -126,8 +126,10 @@ export function shutdownOnSignals(server: Server, kit: Kit, log: (line: string) 
 if (require.main === module) {
   const { app, kit } = createApp()
   const port = Number(process.env.PORT ?? 8000)
-  const server = app.listen(port, () => {
-    console.log(`scan API on http://localhost:${port} (try /health, /health/redis, /api/scans/example.com)`)
+  // Loopback unless told otherwise (HOST=0.0.0.0 in a container).
+  const host = process.env.HOST ?? '127.0.0.1'
+  const server = app.listen(port, host, () => {
+    console.log(`scan API on http://${host}:${port} (try /health, /health/redis, /api/scans/example.com)`)
   })
   // The kit itself says once whether it serves from Redis or from memory.
   shutdownOnSignals(server, kit)
