@@ -96,14 +96,72 @@ return #members`)
 
 const orUndefined = (value: Buffer | null): Buffer | undefined => value ?? undefined
 
+interface PendingRead {
+  key: string
+  field: string
+  resolve(value: Buffer | null): void
+  reject(error: unknown): void
+}
+
+/**
+ * Reads issued in the same event-loop turn (the hits of every request parsed in one poll) go to
+ * Redis as one pipeline: one socket write and one reply parse for many hits, instead of one each.
+ * Each command keeps its own commandTimeout; a lone read is sent as is. Not used on a Cluster,
+ * where one pipeline may not span slots.
+ */
+class ReadBatch {
+  private queue: PendingRead[] = []
+  private scheduled = false
+
+  constructor(private readonly client: RedisClient) {}
+
+  hget(key: string, field: string): Promise<Buffer | null> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ key, field, resolve, reject })
+      if (!this.scheduled) {
+        this.scheduled = true
+        setImmediate(this.flush)
+      }
+    })
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false
+    const batch = this.queue
+    this.queue = []
+    const only = batch.length === 1 ? batch[0] : undefined
+    if (only) {
+      this.client.hgetBuffer(only.key, only.field).then(only.resolve, only.reject)
+      return
+    }
+    const pipeline = this.client.pipeline()
+    for (const read of batch) pipeline.hgetBuffer(read.key, read.field)
+    pipeline.exec().then((replies) => {
+      batch.forEach((read, i) => {
+        const [error, value] = replies?.[i] ?? [new Error('no reply in the pipeline')]
+        if (error) read.reject(error)
+        else read.resolve(value as Buffer | null)
+      })
+    }, (error: unknown) => { for (const read of batch) read.reject(error) })
+  }
+}
+
 /** Variants (plus b, k and locks) one hash may hold before a fill with new variants resets it. */
 const MAX_FIELDS = 64
 
 export class RedisCacheOps {
+  private readonly batches = new WeakMap<RedisClient, ReadBatch>()
+
   constructor(private readonly keys: KeySpace) {}
 
   get(client: RedisClient, key: CacheKey, field: string): Promise<Buffer | undefined> {
-    return client.hgetBuffer(key.redisKey, field).then(orUndefined)
+    if (client.isCluster) return client.hgetBuffer(key.redisKey, field).then(orUndefined)
+    let batch = this.batches.get(client)
+    if (!batch) {
+      batch = new ReadBatch(client)
+      this.batches.set(client, batch)
+    }
+    return batch.hget(key.redisKey, field).then(orUndefined)
   }
 
   async acquire(client: RedisClient, key: CacheKey, lockField: string, token: string, ttlMs: number): Promise<boolean> {

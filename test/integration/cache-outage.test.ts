@@ -4,6 +4,7 @@
  * commandTimeoutMs, and an invalidation made during the outage must not be undone afterwards.
  */
 import assert from 'node:assert/strict'
+import { Agent } from 'node:http'
 import { Redis } from 'ioredis'
 import { createCacheApp, PNG } from '../helpers/cache-app.js'
 import { eventually, listen, rawRequest, type Listening } from '../helpers/cache-http.js'
@@ -29,11 +30,13 @@ function traffic(port: number, workers = 6): Traffic {
   const failures: string[] = []
   const labels = new Map<string, number>()
   const paths = ['/json/1', '/json/2', '/json/3', '/png', '/text', '/stream']
+  // Keep-alive, like real clients: requests arrive together and cache reads share pipelines.
+  const agent = new Agent({ keepAlive: true, maxSockets: workers })
   const loops = Array.from({ length: workers }, async (_, worker) => {
     for (let i = worker; running; i++) {
       const path = paths[i % paths.length] as string
       try {
-        const reply = await rawRequest(port, path)
+        const reply = await rawRequest(port, path, { agent })
         total++
         maxMs = Math.max(maxMs, reply.ms)
         const label = String(reply.headers['x-cache'])
@@ -51,6 +54,7 @@ function traffic(port: number, workers = 6): Traffic {
     stop: async () => {
       running = false
       await Promise.all(loops)
+      agent.destroy()
       return { total, failures, maxMs, labels }
     },
   }

@@ -3,6 +3,7 @@
  * Hits are told from misses by the handler-run counters of the test app, not only by X-Cache.
  */
 import assert from 'node:assert/strict'
+import { Agent } from 'node:http'
 import { Redis } from 'ioredis'
 import express from 'express'
 import request from 'supertest'
@@ -84,6 +85,22 @@ describe('kit.cache() on Redis', function () {
       monitor.disconnect()
     }
     assert.deepEqual(commands, ['hget cache:e:/json/one b'])
+  })
+
+  it('gives each of many concurrent hits on different keys its own entry (reads are pipelined)', async () => {
+    const { port, calls } = await app()
+    const ids = Array.from({ length: 25 }, (_, i) => `k${i}`)
+    for (const id of ids) await rawRequest(port, `/json/${id}`)
+    // Keep-alive connections, so several requests are parsed in one event-loop turn and their
+    // reads share a pipeline (new connections per request arrive one turn each).
+    const agent = new Agent({ keepAlive: true, maxSockets: 32 })
+    const replies = await Promise.all(Array.from({ length: 400 }, (_, i) => rawRequest(port, `/json/${ids[i % ids.length] as string}`, { agent })))
+    agent.destroy()
+    replies.forEach((reply, i) => {
+      assert.equal(reply.headers['x-cache'], 'HIT')
+      assert.equal(JSON.parse(reply.body.toString()).id, ids[i % ids.length])
+    })
+    assert.equal(calls('json'), ids.length)
   })
 
   it('serves HEAD from the GET entry, without a body', async () => {
