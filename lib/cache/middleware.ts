@@ -60,7 +60,7 @@ export class Responder {
       }
     } else {
       for (const name in stored) res.setHeader(name, stored[name] as string | string[])
-      res.setHeader('content-length', response.body.length)
+      if (status !== 204) res.setHeader('content-length', response.body.length)
     }
     res.setHeader('age', Math.max(0, Math.floor((now - response.storedAt) / 1000)))
     if (this.config.headers) {
@@ -124,7 +124,8 @@ export function createCacheMiddleware(runtime: CacheRuntime, options?: Readonly<
       if (age < response.ttlMs) { responder.answer(ctx, response, 'HIT', responder.hit); return }
       if (age < response.ttlMs + response.swrMs) {
         responder.answer(ctx, response, 'STALE', responder.status('hit; ttl={ttl}; detail=stale-while-revalidate'))
-        filler.revalidate(ctx, found)
+        // Only a GET refreshes: the handler answers HEAD without a body, which must not be stored.
+        if (ctx.req.method === 'GET') filler.revalidate(ctx, found)
         return
       }
     }

@@ -125,6 +125,21 @@ describe('kit.cache() in memory mode (enabled: false)', function () {
     assert.equal(sends, 2)
   })
 
+  it('never refreshes an entry from a HEAD request (its body would be empty)', async () => {
+    const { port, calls } = await app({ ttl: 0.2, staleWhileRevalidate: 60 })
+    const full = await rawRequest(port, '/text')
+    await sleep(250)
+    const head = await rawRequest(port, '/text', { method: 'HEAD' })
+    assert.deepEqual([head.headers['x-cache'], head.body.length], ['STALE', 0])
+    await sleep(50)
+    assert.equal(calls('text'), 1, 'HEAD did not run the handler in the background')
+    const get = await rawRequest(port, '/text')
+    assert.equal(get.headers['x-cache'], 'STALE')
+    assert.ok(get.body.equals(full.body))
+    await eventually(async () => (await rawRequest(port, '/text')).headers['x-cache'] === 'HIT', 5000, 'refreshed by the GET')
+    assert.ok((await rawRequest(port, '/text')).body.length > 0)
+  })
+
   it('answers stale on a 5xx within staleIfError, keeping upstream headers and dropping the failure\'s', async () => {
     const upstream = (_req: express.Request, res: express.Response, next: express.NextFunction): void => { res.setHeader('x-upstream', 'yes'); next() }
     const { http, state } = await app({ ttl: 0.2, staleIfError: 60 }, { before: [upstream] })
