@@ -27,7 +27,25 @@ export type SessionCallback<T> = (error: unknown, value?: T) => void
 /** A stored session as returned by `all()`: its data plus its id. */
 export type StoredSession = SessionData & { id: string }
 
+/**
+ * The text a session was parsed from, kept on the parsed object so the near-cache stores Redis's
+ * bytes without serializing again. A symbol, not enumerable: express-session copies a session's
+ * own enumerable string keys and JSON ignores symbols, so it never leaks into the session.
+ */
+const RAW_TEXT = Symbol('express-redis-kit.rawSession')
 const SCAN_COUNT = 100
+/** Deletes every key matching ARGV[1] except ARGV[2…]: the replay of a clear() made during an outage. */
+const CLEAR_EXCEPT = `local kept = {}
+for i = 2, #ARGV do kept[ARGV[i]] = true end
+local cursor = '0'
+repeat
+  local reply = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+  cursor = reply[1]
+  for _, key in ipairs(reply[2]) do
+    if not kept[key] then redis.call('UNLINK', key) end
+  end
+until cursor == '0'
+return 0`
 const CHUNK = 500
 
 function escapeGlob(text: string): string {
@@ -49,8 +67,6 @@ export class FailoverSessionStore extends session.Store {
   private readonly ttlMs: number
   private readonly touchAfterMs: number | undefined
   private readonly serializer: SessionSerializer
-  /** Raw text of sessions parsed from Redis, so the near-cache keeps Redis's bytes without re-serializing. */
-  private readonly rawOf = new WeakMap<object, string>()
   /** Text already serialized for a pending set, so Redis, memory and journal get the same bytes. */
   private readonly serialized = new WeakMap<object, string>()
   /** Per session id: the earliest moment Redis expires it, as guaranteed by this instance's own writes. */
@@ -77,7 +93,7 @@ export class FailoverSessionStore extends session.Store {
       serializer: {
         parse: (text: string) => {
           const sess = this.serializer.parse(text)
-          if (typeof sess === 'object' && sess !== null) this.rawOf.set(sess, text)
+          if (typeof sess === 'object' && sess !== null) Object.defineProperty(sess, RAW_TEXT, { value: text })
           return sess
         },
         stringify: (sess: SessionData) => {
@@ -107,7 +123,7 @@ export class FailoverSessionStore extends session.Store {
           this.memory.delete(key)
           return null
         }
-        const raw = this.rawOf.get(sess)
+        const raw = (sess as { [RAW_TEXT]?: string })[RAW_TEXT]
         // Unchanged text needs no write: the touch that follows this read slides the TTL.
         if (raw !== undefined && this.memory.get(key) !== raw) this.memory.set(key, raw, this.ttlSeconds(sess) * 1000)
         return sess
@@ -159,7 +175,7 @@ export class FailoverSessionStore extends session.Store {
     const ttlMs = ttlSeconds * 1000
     const now = Date.now()
     const window = this.touchAfterMs ?? ttlMs / 10
-    const known = this.redisExpiry.get(sid)
+    const known = window > 0 ? this.redisExpiry.get(sid) : undefined
     // Redis keeps the session at least until `known`: close enough to what this touch would write.
     const skipRedis = window > 0 && ttlSeconds > 0 && known !== undefined && known >= now + ttlMs - window
     const slide = (): void => {
@@ -176,7 +192,7 @@ export class FailoverSessionStore extends session.Store {
     return this.answer('write', undefined, undefined, () => this.manager.run({
       redis: async () => {
         await this.redis().touch(sid, sess)
-        this.redisExpiry.set(sid, now + ttlMs)
+        if (window > 0) this.redisExpiry.set(sid, now + ttlMs)
         slide()
       },
       memory: slide,
@@ -264,9 +280,10 @@ export class FailoverSessionStore extends session.Store {
       // Outweighs any set journaled earlier in this outage: the per-key effect becomes a DEL.
       await Promise.all(keys.map((key) => this.destroyKey(key)))
       this.forgetAll()
+      // One script, sent in the same tick as the rest of the replay: it runs before any command
+      // issued once the kit is back on Redis, so it cannot delete a session created afterwards.
       this.manager.recordCustom('session:clear', async (redis) => {
-        const stale = (await this.scanKeys(redis)).filter((key) => !kept.has(key))
-        for (let i = 0; i < stale.length; i += CHUNK) await redis.del(...stale.slice(i, i + CHUNK))
+        await redis.call('EVAL', CLEAR_EXCEPT, '0', `${escapeGlob(this.prefix)}*`, ...kept)
         if (this.keptAfterClear === kept) this.keptAfterClear = undefined
       })
     })

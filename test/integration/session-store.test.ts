@@ -168,6 +168,7 @@ describe('session store: touch throttling and SCAN', function () {
 
       server.resume()
       await waitForState(kitA, 'ready')
+      await kitA.client.exists('barrier') // the replay, sent before the switch, has run
       assert.equal(await direct.exists(`session:${seenByA.sid}`), 0)
       assert.equal(await direct.exists(`session:${onlyOnB.sid}`), 0, 'the clear reached sessions this instance never saw')
       assert.ok(await direct.get(`session:${afterClear.sid}`), 'a login made after the clear is kept')
