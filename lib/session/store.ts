@@ -235,7 +235,8 @@ export class FailoverSessionStore extends session.Store {
       },
       memory: () => {
         const found: StoredSession[] = []
-        for (const key of this.memory.keys()) {
+        // A snapshot: reading an entry moves it in the LRU order the iterator walks.
+        for (const key of [...this.memory.keys()]) {
           const raw = this.memory.get(key)
           if (raw !== undefined) this.collect(found, key, raw)
         }

@@ -161,6 +161,7 @@ describe('session store: touch throttling and SCAN', function () {
       await request(a.app).get('/me').set('Cookie', seenByA.cookie).expect(200) // notices the hang
       assert.equal(kitA.state, 'degraded')
       assert.deepEqual(await store.ids(), [seenByA.sid])
+      assert.deepEqual((await store.all()).map((s) => `${s.id}=${s.user}`), [`${seenByA.sid}=a1`])
       await store.clear()
       assert.equal(await store.length(), 0)
       await request(a.app).get('/me').set('Cookie', seenByA.cookie).expect(401)

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import request from 'supertest'
-import { KitError, type Kit } from '../../lib/index.js'
+import { FailoverSessionStore, KitError, type Kit } from '../../lib/index.js'
 import { testKit, type RecordingLogger } from '../helpers/kit.js'
 import { freePort } from '../helpers/redis-server.js'
 import { sessionApp, sessionCookie, TEST_SECRET } from '../helpers/session-app.js'
@@ -116,6 +116,25 @@ describe('kit.session(): options and secure defaults', () => {
     assert.match(String(res.headers['set-cookie']), /Expires=/)
     const again = await request(app).get('/me').set('Cookie', cookie).expect(200)
     assert.ok(again.headers['set-cookie'], 'rolling: true sets the cookie on every response')
+  })
+
+  it('FailoverSessionStore works on its own, with promises or callbacks, and validates its options', async () => {
+    const kit = memoryKit()
+    assert.throws(() => new FailoverSessionStore(kit.manager, { ttlMs: -1 }), isInvalidOption(/ttlMs/))
+    const store = new FailoverSessionStore(kit.manager, { ttlMs: 60_000 })
+    const cookie = { originalMaxAge: null, expires: null, httpOnly: true, path: '/' } as never
+    await store.set('one', { cookie, user: 'u1' } as never)
+    await new Promise<void>((resolve, reject) => store.set('two', { cookie, user: 'u2' } as never, (error) => error ? reject(error) : resolve()))
+    assert.equal(((await store.get('one')) as { user?: string }).user, 'u1')
+    assert.equal(await store.get('missing'), null)
+    await store.touch('one', { cookie } as never)
+    assert.deepEqual((await store.ids()).sort(), ['one', 'two'])
+    assert.equal(await store.length(), 2)
+    assert.deepEqual((await store.all()).map((s) => `${s.id}:${(s as { user?: string }).user}`).sort(), ['one:u1', 'two:u2'])
+    await store.destroy('one')
+    assert.deepEqual(await store.ids(), ['two'])
+    await store.clear()
+    assert.equal(await store.length(), 0)
   })
 
   it('while Redis is unreachable, journals the exact key write connect-redis would make', async () => {
