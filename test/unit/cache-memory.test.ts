@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import express from 'express'
 import request from 'supertest'
 import { ALL_BYTES, createCacheApp, PNG } from '../helpers/cache-app.js'
@@ -152,6 +153,48 @@ describe('kit.cache() in memory mode (enabled: false)', function () {
     assert.equal(stale.headers['x-upstream'], 'yes')
     assert.equal(stale.headers['content-security-policy'], undefined, 'the error page\'s headers are gone')
     assert.equal(stale.headers['x-cache'], 'STALE')
+  })
+
+  it('captures raw writeHead (object and flat-array headers) and passes oversize streams through whole', async () => {
+    const kit = testKit({ enabled: false })
+    kits.push(kit)
+    let runs = 0
+    const server = express()
+    server.get('/object', kit.cache(), (_req, res) => { runs++; res.writeHead(200, { 'Content-Type': 'text/csv', 'X-Rows': '2' }); res.end('a,b\n1,2\n') })
+    server.get('/array', kit.cache(), (_req, res) => { runs++; res.writeHead(200, ['Content-Type', 'text/plain', 'Link', '<a>', 'Link', '<b>']); res.end('flat') })
+    server.get('/huge', kit.cache({ maxBodyBytes: 1000 }), (_req, res) => {
+      runs++
+      res.setHeader('content-type', 'application/octet-stream')
+      Readable.from(Array.from({ length: 20 }, () => ALL_BYTES)).pipe(res)
+    })
+    const l = await listen(server)
+    listening.push(l)
+    for (const path of ['/object', '/array']) {
+      const miss = await rawRequest(l.port, path)
+      const hit = await rawRequest(l.port, path)
+      assert.equal(hit.headers['x-cache'], 'HIT', path)
+      assert.ok(hit.body.equals(miss.body))
+      assert.equal(hit.headers['content-type'], miss.headers['content-type'])
+    }
+    assert.equal((await rawRequest(l.port, '/object')).headers['x-rows'], '2')
+    assert.equal((await rawRequest(l.port, '/array')).headers.link, '<a>, <b>')
+    const huge = await rawRequest(l.port, '/huge')
+    assert.ok(huge.body.equals(Buffer.concat(Array.from({ length: 20 }, () => ALL_BYTES))))
+    assert.equal((await rawRequest(l.port, '/huge')).headers['x-cache'], 'MISS')
+    assert.equal(runs, 4)
+  })
+
+  it('lets waiting requests run the handler themselves when the leading client hangs up', async () => {
+    const { port, calls, state } = await app()
+    state.slowMs = 300
+    const leader = request(`http://127.0.0.1:${port}`).get('/slow/abort').timeout(50).then(() => 'answered', () => 'aborted')
+    await eventually(() => calls('slow') === 1, 5000, 'leader running')
+    const follower = rawRequest(port, '/slow/abort')
+    assert.equal(await leader, 'aborted')
+    const reply = await follower
+    assert.equal(reply.status, 200)
+    assert.equal(JSON.parse(reply.body.toString()).id, 'abort')
+    assert.equal(calls('slow'), 2, 'the waiting request ran the handler itself')
   })
 
   it('bounds the stored body and passes larger ones through', async () => {
