@@ -39,7 +39,9 @@ describe('kit.cache() fills and invalidation', function () {
 
   /** One app instance with its own kit (its own connection) on the shared Redis. */
   async function instance(options: Partial<CacheOptions> = {}, extra: Parameters<typeof createCacheApp>[2] = {}) {
-    const kit = testKit({ url: server.url })
+    // Semantics, not timeouts: a generous command timeout keeps a loaded machine from
+    // switching the kit to memory in the middle of a test.
+    const kit = testKit({ url: server.url, commandTimeoutMs: 2000 })
     kits.push(kit)
     await waitForState(kit, 'ready')
     const built = createCacheApp(kit, options, extra)
@@ -104,10 +106,11 @@ describe('kit.cache() fills and invalidation', function () {
 
   describe('stale-while-revalidate', () => {
     it('answers stale at once and refreshes the entry in the background, once', async () => {
-      const a = await instance({ ttl: 0.3, staleWhileRevalidate: 30 })
+      // A 1 s ttl keeps the refreshed entry fresh long enough to be seen on a loaded machine.
+      const a = await instance({ ttl: 1, staleWhileRevalidate: 30 })
       a.state.slowMs = 0
       await a.http.get('/slow/swr').expect('x-cache', 'MISS')
-      await sleep(350)
+      await sleep(1050)
       a.state.version = 2
       a.state.slowMs = 400 // the refresh is still running while all three are answered
       const stale = await Promise.all([1, 2, 3].map(() => a.http.get('/slow/swr').expect(200)))
@@ -124,9 +127,9 @@ describe('kit.cache() fills and invalidation', function () {
     })
 
     it('refreshes streamed responses in the background byte for byte', async () => {
-      const a = await instance({ ttl: 0.3, staleWhileRevalidate: 30 })
+      const a = await instance({ ttl: 1, staleWhileRevalidate: 30 })
       const first = await rawRequest(a.port, '/stream')
-      await sleep(350)
+      await sleep(1050)
       a.state.version = 2
       const stale = await rawRequest(a.port, '/stream')
       assert.equal(stale.headers['x-cache'], 'STALE')
@@ -140,7 +143,7 @@ describe('kit.cache() fills and invalidation', function () {
 
   describe('stale-if-error', () => {
     it('answers the stale entry when the handler fails, and the error once the window is over', async () => {
-      const a = await instance({ ttl: 0.2, staleIfError: 1.5 })
+      const a = await instance({ ttl: 0.2, staleIfError: 2.5 })
       const good = await a.http.get('/flaky').expect(200)
       await sleep(250)
       a.state.failing = true
@@ -152,7 +155,7 @@ describe('kit.cache() fills and invalidation', function () {
         assert.match(reply.headers['cache-status'] as string, /fwd=stale; fwd-status=(503|500); ttl=-\d+; detail=stale-if-error/)
         assert.equal(reply.headers['content-type'], good.headers['content-type'])
       }
-      await sleep(1700)
+      await sleep(2700)
       a.state.failMode = 'status'
       await a.http.get('/flaky').expect(503)
       a.state.failing = false

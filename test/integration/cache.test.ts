@@ -38,7 +38,9 @@ describe('kit.cache() on Redis', function () {
   })
 
   async function readyKit(): Promise<Kit> {
-    const kit = testKit({ url: server.url })
+    // Semantics, not timeouts: a generous command timeout keeps a loaded machine from
+    // switching the kit to memory in the middle of a test.
+    const kit = testKit({ url: server.url, commandTimeoutMs: 2000 })
     kits.push(kit)
     await waitForState(kit, 'ready')
     return kit
