@@ -9,7 +9,7 @@ import express from 'express'
 import request from 'supertest'
 import { onHeaders } from '../helpers/cache-on-headers.js'
 import { ALL_BYTES, createCacheApp, GZIPPED, PNG } from '../helpers/cache-app.js'
-import { listen, rawRequest, type Listening } from '../helpers/cache-http.js'
+import { eventually, listen, rawRequest, type Listening } from '../helpers/cache-http.js'
 import { testKit, waitForState } from '../helpers/kit.js'
 import { RedisServer } from '../helpers/redis-server.js'
 import type { CacheOptions, Kit } from '../../lib/index.js'
@@ -60,6 +60,9 @@ describe('kit.cache() on Redis', function () {
     assert.equal(miss.headers['x-cache'], 'MISS')
     assert.equal(miss.headers['cache-status'], 'express-redis-kit; fwd=uri-miss')
     assert.equal(miss.headers.age, undefined)
+    // The entry is written after the response went out; until then a request would be answered
+    // from the fill in progress (`collapsed`), so wait for Redis to have it.
+    await eventually(async () => (await raw.hexists('cache:e:/json/1', 'b')) === 1, 5000, 'entry stored')
     const hit = await http.get('/json/1').expect(200)
     assert.equal(hit.headers['x-cache'], 'HIT')
     assert.match(hit.headers['cache-status'] as string, /^express-redis-kit; hit; ttl=(299|300)$/)
@@ -77,6 +80,7 @@ describe('kit.cache() on Redis', function () {
   it('stores one Redis value per response, read with one HGET on a hit', async () => {
     const { http } = await app()
     await http.get('/json/one').expect(200)
+    await eventually(async () => (await raw.hexists('cache:e:/json/one', 'b')) === 1, 5000, 'entry stored')
     assert.deepEqual((await raw.hkeys('cache:e:/json/one')).sort(), ['b'])
     const monitor = await raw.monitor()
     const commands: string[] = []
@@ -125,7 +129,7 @@ describe('kit.cache() on Redis', function () {
     await http.get('/json/q?a=1&a=0&b=2').expect('x-cache', 'HIT')
     await http.get('/json/q?a=0&a=1&b=2').expect('x-cache', 'MISS') // repeated names keep their order
     assert.equal(calls('json'), 2)
-    assert.equal(await raw.exists('cache:e:/json/q?a=1&a=0&b=2'), 1)
+    await eventually(async () => (await raw.exists('cache:e:/json/q?a=1&a=0&b=2')) === 1, 5000, 'normalized key in Redis')
   })
 
   it('answers If-None-Match and If-Modified-Since with 304 on a hit, and still stores a conditional miss', async () => {
@@ -237,6 +241,7 @@ describe('kit.cache() on Redis', function () {
       assert.equal(frHit.text, fr.text)
       assert.equal(enHit.headers.vary, 'Accept-Language')
       assert.equal(calls('vary'), 2)
+      await eventually(async () => (await raw.hlen('cache:e:/vary')) === 3, 5000, 'both variants stored')
       const fields = (await raw.hkeys('cache:e:/vary')).sort()
       assert.deepEqual(fields, ['b', 'v:accept-language=en', 'v:accept-language=fr'])
       await http.get('/vary').expect('x-cache', 'MISS') // no Accept-Language: a third variant
@@ -269,6 +274,7 @@ describe('kit.cache() on Redis', function () {
       assert.equal(gzip.headers['content-encoding'], 'gzip')
       assert.equal(gzip.headers.vary, 'Accept-Encoding')
       assert.deepEqual([calls('png'), calls('bytes'), calls('gzip')], [1, 1, 1])
+      await eventually(async () => (await raw.hexists('cache:e:/png', 'b')) === 1, 5000, 'png stored')
       const stored = await raw.hgetBuffer('cache:e:/png', 'b')
       assert.ok(stored && stored.subarray(stored.length - PNG.length).equals(PNG), 'one Redis value ending in the exact body')
     })
@@ -318,7 +324,7 @@ describe('kit.cache() on Redis', function () {
       await http.get('/json/7?x=1').expect('x-cache', 'MISS')
       await http.get('/json/7?x=2').expect('x-cache', 'HIT')
       assert.equal(calls('json'), 1)
-      assert.equal(await raw.exists('cache:e:user-7'), 1)
+      await eventually(async () => (await raw.exists('cache:e:user-7')) === 1, 5000, 'custom key in Redis')
       const failed = await http.get('/json/7?boom=1').expect(500)
       assert.deepEqual(failed.body, { error: 'bad key' })
     })
@@ -328,6 +334,7 @@ describe('kit.cache() on Redis', function () {
       const long = `/any/${'segment/'.repeat(120)}end`
       await http.get(long).expect('x-cache', 'MISS')
       await http.get(long).expect('x-cache', 'HIT')
+      await eventually(async () => (await raw.keys('cache:*')).length === 1, 5000, 'hashed key in Redis')
       const keys = await raw.keys('cache:*')
       assert.equal(keys.length, 1)
       assert.ok((keys[0] as string).length < 200, `hashed key ${keys[0]}`)
