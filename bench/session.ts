@@ -2,33 +2,32 @@
  * Session read+touch path with an existing session: raw express-session + connect-redis 8 vs
  * kit.session() with touch throttling off (`touchAfterMs: 0`) and on (the default), all on the
  * same redis-server with the same ioredis settings (the kit's own client factory builds the raw
- * stack's client too). A fourth variant makes the kit's response wait for its EXPIRE, as
- * connect-redis's does, to show how much of the difference is that and how much is throttling.
+ * stack's client too).
  *
  *   node --import tsx bench/session.ts
  *
- * Each app runs alone in a child process (this file with `--serve`); autocannon runs here. The
- * variants are interleaved over several rounds so drift on a shared machine hits them all alike.
+ * Each app runs in its own child process (this file with `--serve`) and autocannon runs here,
+ * loading one app at a time in short bursts, rotating over many rounds, so drift on a shared
+ * machine hits every variant alike.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { cpus, loadavg } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { Redis } from 'ioredis'
 
 const SECRET = 'bench-secret-bench-secret-bench-secret-0123'
-const VARIANTS = ['raw', 'kit-touch-off-awaited', 'kit-touch-off', 'kit-touch-on'] as const
+const VARIANTS = ['raw', 'kit-touch-off', 'kit-touch-on'] as const
 type Variant = (typeof VARIANTS)[number]
 const LABELS: Record<Variant, string> = {
   raw: 'express-session + connect-redis 8 (raw)',
-  'kit-touch-off-awaited': 'kit.session(), throttling off, response waits for EXPIRE (connect-redis timing)',
   'kit-touch-off': 'kit.session(), touch throttling off',
   'kit-touch-on': 'kit.session(), touch throttling on (default)',
 }
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4)
-const DURATION_S = Number(process.env.BENCH_DURATION ?? 3)
-const WARMUP_S = 1
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12)
+const DURATION_S = Number(process.env.BENCH_DURATION ?? 2)
+const WARMUP_S = 3
 const CONNECTIONS = 32
 
 interface AutocannonResult {
@@ -42,7 +41,32 @@ type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult
 
 // ---------------------------------------------------------------- app process
 
-async function serve(variant: Variant, redisPort: number): Promise<void> {
+/**
+ * The kit as users run it, compiled (TypeScript's own transpiler, CommonJS, like dist/cjs) into
+ * node_modules/.cache. Loading lib/ through tsx instead would measure its esbuild transform, which
+ * wraps every closure to keep its name and costs the kit several per cent.
+ */
+function compileKit(): string {
+  const ts = require('typescript') as typeof import('typescript')
+  const lib = join(__dirname, '..', 'lib')
+  const out = join(__dirname, '..', 'node_modules', '.cache', 'express-redis-kit-bench', 'lib')
+  rmSync(out, { recursive: true, force: true })
+  for (const file of readdirSync(lib, { recursive: true }).map(String).filter((f) => f.endsWith('.ts'))) {
+    const { outputText } = ts.transpileModule(readFileSync(join(lib, file), 'utf8'), {
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+      fileName: file,
+    })
+    mkdirSync(dirname(join(out, file)), { recursive: true })
+    writeFileSync(join(out, file.replace(/\.ts$/, '.js')), outputText)
+  }
+  return out
+}
+
+function kitModule<T>(dir: string, name: string): T {
+  return require(join(dir, `${name}.js`)) as T
+}
+
+async function serve(variant: Variant, redisPort: number, kitDir: string): Promise<void> {
   const { default: express } = await import('express')
   const { default: session } = await import('express-session')
   const url = `redis://127.0.0.1:${redisPort}`
@@ -55,8 +79,8 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
   let close: () => Promise<void>
   if (variant === 'raw') {
     const { RedisStore } = await import('connect-redis')
-    const { resolveConfig } = await import('../lib/config.js')
-    const { createRedisClient } = await import('../lib/redis-client.js')
+    const { resolveConfig } = kitModule<typeof import('../lib/config.js')>(kitDir, 'config')
+    const { createRedisClient } = kitModule<typeof import('../lib/redis-client.js')>(kitDir, 'redis-client')
     const client = createRedisClient(resolveConfig({ url, env: {}, logger: false }))
     await client.connect()
     app.use(session({
@@ -65,18 +89,11 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
     }))
     close = async () => { client.disconnect() }
   } else {
-    const { createKit } = await import('../lib/index.js')
+    const { createKit } = kitModule<typeof import('../lib/index.js')>(kitDir, 'index')
     const kit = createKit({ url, env: {}, logger: false })
     await kit.ready()
     if (kit.state !== 'ready') throw new Error(`kit is ${kit.state}`)
     const middleware = kit.session({ secret: SECRET, ...(variant === 'kit-touch-on' ? {} : { touchAfterMs: 0 }) })
-    if (variant === 'kit-touch-off-awaited') {
-      // Without a callback the store's touch resolves once Redis answered: call back only then,
-      // so the response waits for the EXPIRE exactly as it does with connect-redis.
-      const store = middleware.store
-      const touch = store.touch.bind(store)
-      store.touch = (sid, sess, callback) => touch(sid, sess).then(() => callback?.(null))
-    }
     app.use(middleware)
     close = () => kit.close()
   }
@@ -98,8 +115,8 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
 
 // ---------------------------------------------------------------- load generator
 
-function startApp(variant: Variant, redisPort: number): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--serve', variant, String(redisPort)], {
+function startApp(variant: Variant, redisPort: number, kitDir: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--serve', variant, String(redisPort), kitDir], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   return new Promise((resolve, reject) => {
@@ -163,25 +180,25 @@ async function redisCpuSeconds(redis: Redis): Promise<number> {
   return read('used_cpu_user') + read('used_cpu_sys')
 }
 
-async function measure(autocannon: Autocannon, variant: Variant, redisPort: number, redis: Redis): Promise<Sample> {
-  const { child, port } = await startApp(variant, redisPort)
-  try {
-    const cookie = await login(port)
-    const options = { url: `http://127.0.0.1:${port}/me`, connections: CONNECTIONS, headers: { cookie } }
-    await autocannon({ ...options, duration: WARMUP_S })
-    const before = await commandCalls(redis)
-    const cpuBefore = await redisCpuSeconds(redis)
-    const appBefore = await appCpuMicros(port)
-    const result = await autocannon({ ...options, duration: DURATION_S })
-    const app = await appCpuMicros(port) - appBefore
-    const cpu = await redisCpuSeconds(redis) - cpuBefore
-    const commands = await commandCalls(redis) - before
-    if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
-      throw new Error(`${variant}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`)
-    }
-    return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, commandsPerRequest: commands / result.requests.total, redisCpuUsPerRequest: cpu * 1e6 / result.requests.total, appCpuUsPerRequest: app / result.requests.total }
-  } finally {
-    await stopApp(child)
+interface RunningApp { variant: Variant; child: ChildProcess; port: number; cookie: string }
+
+/** One burst of load on one app (the others sit idle), with Redis's and the app's counters around it. */
+async function measure(autocannon: Autocannon, app: RunningApp, redis: Redis, seconds: number): Promise<Sample> {
+  const options = { url: `http://127.0.0.1:${app.port}/me`, connections: CONNECTIONS, headers: { cookie: app.cookie }, duration: seconds }
+  const before = await commandCalls(redis)
+  const cpuBefore = await redisCpuSeconds(redis)
+  const appBefore = await appCpuMicros(app.port)
+  const result = await autocannon(options)
+  const appCpu = await appCpuMicros(app.port) - appBefore
+  const cpu = await redisCpuSeconds(redis) - cpuBefore
+  const commands = await commandCalls(redis) - before
+  if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
+    throw new Error(`${app.variant}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`)
+  }
+  const total = result.requests.total
+  return {
+    rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, commandsPerRequest: commands / total,
+    redisCpuUsPerRequest: cpu * 1e6 / total, appCpuUsPerRequest: appCpu / total,
   }
 }
 
@@ -202,15 +219,27 @@ async function main(): Promise<void> {
   const server = await RedisServer.start()
   const redis = new Redis({ host: '127.0.0.1', port: server.port })
   const samples = new Map<Variant, Sample[]>(VARIANTS.map((v) => [v, []]))
+  const apps: RunningApp[] = []
+  const kitDir = compileKit()
   try {
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const variant of VARIANTS) {
-        const sample = await measure(autocannon, variant, server.port, redis)
-        samples.get(variant)?.push(sample)
-        console.error(`round ${round} ${variant}: ${sample.rps.toFixed(0)} req/s, p50 ${sample.p50} ms, p99 ${sample.p99} ms, ${sample.commandsPerRequest.toFixed(2)} Redis cmds/req, ${sample.redisCpuUsPerRequest.toFixed(1)} µs Redis CPU/req, ${sample.appCpuUsPerRequest.toFixed(0)} µs app CPU/req`)
+    // Every app is started once and logged in; then short bursts go to one app at a time, the
+    // order rotating each round, so no variant owns a quiet (or busy) stretch of the run.
+    for (const variant of VARIANTS) {
+      const { child, port } = await startApp(variant, server.port, kitDir)
+      apps.push({ variant, child, port, cookie: await login(port) })
+    }
+    for (const app of apps) await measure(autocannon, app, redis, WARMUP_S)
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < apps.length; i++) {
+        const app = apps[(round + i) % apps.length] as RunningApp
+        const sample = await measure(autocannon, app, redis, DURATION_S)
+        samples.get(app.variant)?.push(sample)
+        console.error(`round ${round + 1} ${app.variant}: ${sample.rps.toFixed(0)} req/s, p50 ${sample.p50} ms, p99 ${sample.p99} ms, `
+          + `${sample.commandsPerRequest.toFixed(2)} Redis cmds/req, ${sample.redisCpuUsPerRequest.toFixed(1)} µs Redis CPU/req, ${sample.appCpuUsPerRequest.toFixed(0)} µs app CPU/req`)
       }
     }
   } finally {
+    await Promise.all(apps.map((app) => stopApp(app.child)))
     redis.disconnect()
     await server.stop()
   }
@@ -235,8 +264,9 @@ async function main(): Promise<void> {
       + `| ${mean(list.map((s) => s.commandsPerRequest)).toFixed(2)} | ${top.redisCpu.toFixed(1)} | ${list.map((s) => s.rps.toFixed(0)).join(' / ')} |`
   })
   const table = [
-    `Session read+touch (GET with an existing session), ${CONNECTIONS} connections, ${ROUNDS} interleaved rounds of ${DURATION_S} s after ${WARMUP_S} s warm-up each; `
+    `Session read+touch (GET with an existing session), ${CONNECTIONS} connections, ${ROUNDS} rounds of one ${DURATION_S} s burst per variant (order rotating) after a ${WARMUP_S} s warm-up; `
       + `node ${process.version}, ${cpus().length} CPUs (load average ${loadavg()[0]?.toFixed(1)} at the end), redis-server on loopback, app and autocannon in separate processes. `
+      + 'The kit is compiled to CommonJS JavaScript as in dist/cjs (not run through tsx). '
       + 'Best round per variant (req/s highest, CPU lowest); ratios are against the raw stack.',
     '',
     '| Variant | req/s (best) | vs raw | vs raw (median of per-round ratios) | app CPU µs/req (best) | vs raw (CPU: raw ÷ variant) | p50 ms (median) | p99 ms (median) | Redis cmds/req | Redis CPU µs/req (best) | req/s each round |',
@@ -251,7 +281,7 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--serve') {
-  void serve(process.argv[3] as Variant, Number(process.argv[4]))
+  void serve(process.argv[3] as Variant, Number(process.argv[4]), String(process.argv[5]))
 } else {
   main().catch((error: unknown) => { console.error(error); process.exitCode = 1 })
 }

@@ -165,9 +165,9 @@ export class FailoverSessionStore extends session.Store {
   }
 
   /**
-   * Slides the session's expiry. Called with a callback (as express-session does), it calls back
-   * at once and refreshes in the background: a touch never holds a response, and its outcome
-   * never changes one. Without a callback the promise settles when the refresh is done.
+   * Slides the session's expiry. A skipped refresh calls back synchronously (express-session
+   * supports that, and then ends the response in one write); a due one waits for its EXPIRE, as
+   * connect-redis does, bounded by the command timeout.
    */
   override touch(sid: string, sess: SessionData, callback?: SessionCallback<void>): Promise<void> {
     const key = this.prefix + sid
@@ -176,20 +176,18 @@ export class FailoverSessionStore extends session.Store {
     const now = Date.now()
     const window = this.touchAfterMs ?? ttlMs / 10
     const known = window > 0 ? this.redisExpiry.get(sid) : undefined
-    // Redis keeps the session at least until `known`: close enough to what this touch would write.
-    const skipRedis = window > 0 && ttlSeconds > 0 && known !== undefined && known >= now + ttlMs - window
     const slide = (): void => {
       // The near-cache only matters in an outage: refresh it at most once per tenth of the TTL.
       const remaining = this.memory.remainingTtl(key)
       if (remaining !== undefined && (ttlSeconds <= 0 || remaining < ttlMs - ttlMs / 10)) this.memory.expire(key, ttlMs)
     }
-    // Calling back synchronously lets express-session end the response in one write.
-    callback?.(null)
-    if (skipRedis) {
+    // Redis keeps the session at least until `known`: close enough to what this touch would write.
+    if (window > 0 && ttlSeconds > 0 && known !== undefined && known >= now + ttlMs - window) {
       slide()
+      callback?.(null)
       return Promise.resolve()
     }
-    return this.answer('write', undefined, undefined, () => this.manager.run({
+    return this.answer('write', undefined, callback, () => this.manager.run({
       redis: async () => {
         await this.redis().touch(sid, sess)
         if (window > 0) this.redisExpiry.set(sid, now + ttlMs)

@@ -80,8 +80,8 @@ export function signedCookie(sid: string, secret = TEST_SECRET, name = 'sid'): s
 }
 
 /**
- * Resolves once every command the app's kit sent so far has run on Redis: touches finish after
- * the response, and one connection runs commands in order, so a later command is a barrier.
+ * Resolves once every command the app's kit sent so far has run on Redis: one connection runs
+ * commands in order, so a later command on it is a barrier.
  */
 export async function redisSettled(target: SessionApp): Promise<void> {
   await target.kit.client.exists('session-test-barrier')
