@@ -17,7 +17,7 @@ describe('example server with Redis', () => {
   beforeEach(async () => {
     // Persistent, as in production: a Redis that restarts empty has logged everyone out.
     server = await RedisServer.start({ persist: true })
-    built = createApp({ kit: { url: server.url, env: {}, logger: quiet }, scanMs: 20 })
+    built = createApp({ kit: { url: server.url, env: {}, logger: quiet }, scanMs: 20, rateLimit: 1_000_000 })
     await built.kit.ready()
     assert.equal(built.kit.state, 'ready')
   })
