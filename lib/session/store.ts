@@ -1,6 +1,8 @@
 /**
  * The failover session store: connect-redis's RedisStore over the kit's connection while Redis is
  * up, the feature's memory twin while it is not, chosen per call by the connection manager.
+ * (Reads issue the same GET + parse as RedisStore.get themselves, to mirror the exact bytes into
+ * memory; SCAN-based listing is done here to glob-escape the prefix.)
  *
  * - Write-through near-cache: every session read from or written to Redis is also kept in memory
  *   (the same serialized bytes, the same TTL), so sessions this instance has seen stay valid
@@ -27,12 +29,6 @@ export type SessionCallback<T> = (error: unknown, value?: T) => void
 /** A stored session as returned by `all()`: its data plus its id. */
 export type StoredSession = SessionData & { id: string }
 
-/**
- * The text a session was parsed from, kept on the parsed object so the near-cache stores Redis's
- * bytes without serializing again. A symbol, not enumerable: express-session copies a session's
- * own enumerable string keys and JSON ignores symbols, so it never leaks into the session.
- */
-const RAW_TEXT = Symbol('express-redis-kit.rawSession')
 const SCAN_COUNT = 100
 /** Deletes every key matching ARGV[1] except ARGV[2…]: the replay of a clear() made during an outage. */
 const CLEAR_EXCEPT = `local kept = {}
@@ -91,11 +87,7 @@ export class FailoverSessionStore extends session.Store {
       prefix: this.prefix,
       ttl: (sess: SessionData) => this.ttlSeconds(sess),
       serializer: {
-        parse: (text: string) => {
-          const sess = this.serializer.parse(text)
-          if (typeof sess === 'object' && sess !== null) Object.defineProperty(sess, RAW_TEXT, { value: text })
-          return sess
-        },
+        parse: (text: string) => this.serializer.parse(text),
         stringify: (sess: SessionData) => {
           const text = this.serialized.get(sess)
           if (text === undefined) return this.serializer.stringify(sess)
@@ -117,17 +109,18 @@ export class FailoverSessionStore extends session.Store {
   override get(sid: string, callback?: SessionCallback<SessionData | null>): Promise<SessionData | null> {
     const key = this.prefix + sid
     return this.answer('read', null, callback, () => this.manager.run({
-      redis: async () => {
-        const sess = await this.redis().get(sid) as SessionData | null
-        if (!sess) {
+      // The same GET and parse as connect-redis's get(), done here to mirror the exact bytes into
+      // the near-cache without serializing the session a second time.
+      redis: (redis) => redis.get(key).then((raw) => {
+        if (!raw) {
           this.memory.delete(key)
           return null
         }
-        const raw = (sess as { [RAW_TEXT]?: string })[RAW_TEXT]
+        const sess = this.serializer.parse(raw)
         // Unchanged text needs no write: the touch that follows this read slides the TTL.
-        if (raw !== undefined && this.memory.get(key) !== raw) this.memory.set(key, raw, this.ttlSeconds(sess) * 1000)
+        if (this.memory.get(key) !== raw) this.memory.set(key, raw, this.ttlSeconds(sess) * 1000)
         return sess
-      },
+      }),
       // While Redis is away, a session this instance never saw is "no session", not an error.
       memory: () => {
         const raw = this.memory.get(key)
