@@ -62,11 +62,12 @@ export class MemoryStore {
     return ttl > 0 ? Math.max(1, Math.round(ttl)) : Infinity
   }
 
-  /** Keys currently held (expired ones are skipped), oldest first is not guaranteed. */
-  *keys(): IterableIterator<string> {
-    for (const key of this.entries.keys()) {
-      if (this.entries.has(key)) yield key
-    }
+  /**
+   * A snapshot of the keys currently held (expired ones skipped). A copy, because reading an
+   * entry moves it in the LRU order and a live walk interleaved with reads would never end.
+   */
+  keys(): string[] {
+    return [...this.entries.keys()].filter((key) => this.entries.has(key))
   }
 
   get size(): number {

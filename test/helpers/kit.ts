@@ -23,8 +23,18 @@ export function testKit(options: Partial<KitOptions> = {}): Kit & { logger: Reco
   return kit
 }
 
-/** Resolves when the kit reaches `state` (immediately if it is there), or rejects after `ms`. */
-export function waitForState(kit: Kit, state: KitState, ms = 10_000): Promise<void> {
+/**
+ * Resolves when the kit reaches `state` (immediately if it is there), or rejects after `ms`.
+ * For 'ready' it also waits until the journal replay has been run by Redis: the kit switches to
+ * ready as soon as the replay is written, so a test reading Redis on another connection could
+ * otherwise overtake it. One command on the kit's own connection is queued behind the replay.
+ */
+export async function waitForState(kit: Kit, state: KitState, ms = 10_000): Promise<void> {
+  await reachState(kit, state, ms)
+  if (state === 'ready') await kit.client.exists('test:replay-barrier')
+}
+
+function reachState(kit: Kit, state: KitState, ms: number): Promise<void> {
   if (kit.state === state) return Promise.resolve()
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { kit.off('stateChange', listener); reject(new Error(`kit did not reach ${state} within ${ms} ms (is ${kit.state})`)) }, ms)

@@ -46,6 +46,15 @@ function rawCommand(port: number, command: string, timeoutMs: number): Promise<s
   })
 }
 
+/** Every server this process started: killed when it exits, even after a crash or Ctrl-C. */
+const running = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of running) {
+    child.kill('SIGCONT')
+    child.kill('SIGKILL')
+  }
+})
+
 export class RedisServer {
   readonly port: number
   readonly password: string | undefined
@@ -83,7 +92,11 @@ export class RedisServer {
     if (this.password) args.push('--requirepass', this.password)
     const child = spawn('redis-server', args, { stdio: 'ignore' })
     this.process = child
-    child.once('exit', () => { if (this.process === child) this.process = undefined })
+    running.add(child)
+    child.once('exit', () => {
+      running.delete(child)
+      if (this.process === child) this.process = undefined
+    })
     await this.waitForPing()
   }
 

@@ -41,6 +41,15 @@ describe('MemoryStore (the memory twin)', () => {
     assert.ok(store.size < 60)
   })
 
+  it('keys() is a snapshot: reading every key while walking them ends', () => {
+    const store = new MemoryStore({ maxEntries: 100, maxBytes: 100_000 })
+    for (let i = 0; i < 10; i++) store.set(`k${i}`, String(i))
+    store.set('gone', 'x', 1)
+    const seen: string[] = []
+    for (const key of store.keys()) { store.get(key); seen.push(key) }
+    assert.equal(seen.length, 11)
+  })
+
   it('expire() on a missing key reports false, like Redis', () => {
     const store = new MemoryStore({ maxEntries: 10, maxBytes: 10_000 })
     assert.equal(store.expire('nope', 1000), false)
