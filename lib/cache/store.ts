@@ -154,11 +154,16 @@ export class CacheStore {
     })
   }
 
-  /** Stores a fill; resolves whether it was written. Fills are never journaled. */
+  /**
+   * Stores a fill; resolves whether it was written. Fills are never journaled. A fill sent to
+   * Redis that fails there is not put in memory instead: its reply can arrive after an
+   * invalidation made during the outage, which it would undo. Memory holds outage fills only.
+   */
   put(key: CacheKey, fill: Fill): Promise<boolean> {
+    const sentToRedis = !this.onMemory
     return this.manager.run({
       redis: (client) => this.redis.put(client, key, fill),
-      memory: () => this.memory.put(key, fill),
+      memory: () => !sentToRedis && this.memory.put(key, fill),
     })
   }
 
