@@ -23,8 +23,8 @@ const LABELS: Record<Variant, string> = {
   kit: 'kit.rateLimit() (failover store over rate-limit-redis)',
   flexible: 'rate-limiter-flexible RateLimiterRedis, minimal middleware',
 }
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
-const DURATION_S = Number(process.env.BENCH_DURATION ?? 5)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+const DURATION_S = Number(process.env.BENCH_DURATION ?? 4)
 const WARMUP_S = 2
 const CONNECTIONS = 32
 const LIMIT = 1_000_000_000
@@ -47,7 +47,8 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
   const app = express()
   let close: () => Promise<void>
   if (variant === 'kit') {
-    const { createKit } = await import('../lib/index.js')
+    // The compiled build, as users run it (`npm run bench` builds first), not lib/ through tsx.
+    const { createKit } = require('../dist/cjs/index.js') as typeof import('../lib/index.js')
     const kit = createKit({ url, env: {}, logger: false })
     await kit.ready()
     if (kit.state !== 'ready') throw new Error(`kit is ${kit.state}`)
@@ -57,8 +58,8 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
       await kit.close()
     }
   } else {
-    const { resolveConfig } = await import('../lib/config.js')
-    const { createRedisClient } = await import('../lib/redis-client.js')
+    const { resolveConfig } = require('../dist/cjs/config.js') as typeof import('../lib/config.js')
+    const { createRedisClient } = require('../dist/cjs/redis-client.js') as typeof import('../lib/redis-client.js')
     const client = createRedisClient(resolveConfig({ url, env: {}, logger: false }))
     await client.connect()
     if (variant === 'raw') {
