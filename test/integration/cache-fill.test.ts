@@ -106,11 +106,12 @@ describe('kit.cache() fills and invalidation', function () {
 
   describe('stale-while-revalidate', () => {
     it('answers stale at once and refreshes the entry in the background, once', async () => {
-      // A 1 s ttl keeps the refreshed entry fresh long enough to be seen on a loaded machine.
-      const a = await instance({ ttl: 1, staleWhileRevalidate: 30 })
+      // A 3 s ttl keeps the refreshed entry fresh long enough to be seen on a loaded machine
+      // (with 1 s, a stall of a second let it go stale again and start a second refresh).
+      const a = await instance({ ttl: 3, staleWhileRevalidate: 30 })
       a.state.slowMs = 0
       await a.http.get('/slow/swr').expect('x-cache', 'MISS')
-      await sleep(1050)
+      await sleep(3050)
       a.state.version = 2
       a.state.slowMs = 400 // the refresh is still running while all three are answered
       const stale = await Promise.all([1, 2, 3].map(() => a.http.get('/slow/swr').expect(200)))

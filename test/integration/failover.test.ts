@@ -69,7 +69,7 @@ describe('failover: Redis killed, hung, restarted', function () {
     await new Promise((r) => setTimeout(r, 200))
     const { value: ms } = await timed(async () => { await kit.client.get('x') })
       .then((t) => ({ value: t.ms }))
-    assert.ok(ms < 50, `while degraded a call does not touch Redis (took ${ms} ms)`)
+    assert.ok(ms < TIMEOUT, `while degraded a call does not wait on Redis (took ${ms} ms)`)
     const ready = waitForState(kit, 'ready')
     const restartedAt = performance.now()
     await server.start()
@@ -91,7 +91,7 @@ describe('failover: Redis killed, hung, restarted', function () {
     const rest = await timed(async () => {
       for (let i = 0; i < 20; i++) await kit.client.increment('during-hang')
     })
-    assert.ok(rest.ms < 100, `calls after the first do not wait on the hung server (${rest.ms.toFixed(0)} ms for 20)`)
+    assert.ok(rest.ms < TIMEOUT, `calls after the first do not wait on the hung server (${rest.ms.toFixed(0)} ms for 20)`)
     const ready = waitForState(kit, 'ready')
     server.resume()
     await ready
@@ -200,7 +200,7 @@ describe('failover: Redis never reachable at start', () => {
       assert.equal(kit.state, 'degraded')
       assert.ok(ms < 2000 + SLACK, `ready() settled in ${ms.toFixed(0)} ms`)
       const call = await timed(() => kit.client.set('written-before-redis', 'yes', 600))
-      assert.ok(call.ms < 50)
+      assert.ok(call.ms < TIMEOUT, `a call while Redis is unreachable took ${call.ms.toFixed(0)} ms`)
       assert.equal(await kit.client.get('written-before-redis'), 'yes')
       assert.equal(await kit.client.increment('boot-count'), 1)
       const ready = waitForState(kit, 'ready')
@@ -230,7 +230,7 @@ describe('failover: Redis never reachable at start', () => {
       assert.ok(ms < 500 + SLACK, `settled in ${ms.toFixed(0)} ms`)
       assert.match(kit.manager.lastError?.message ?? '', /connectTimeoutMs|timed out|ETIMEDOUT/)
       const call = await timed(() => kit.client.get('x'))
-      assert.ok(call.ms < 50)
+      assert.ok(call.ms < TIMEOUT, `a call while Redis is unreachable took ${call.ms.toFixed(0)} ms`)
     } finally {
       await kit.close()
       silent.close()
