@@ -69,9 +69,9 @@ function parseDb(value: number | string, name: string): number {
   return db
 }
 
-function duration(value: number | undefined, fallback: number, name: string, allowZero = false): number {
+function duration(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw invalidOption(name, `is \`${String(value)}\``, `Use a positive number of milliseconds (default ${fallback}).`)
   }
   return value
