@@ -21,6 +21,8 @@ export class MemoryStore {
       allowStale: false,
       updateAgeOnGet: false,
       ttlAutopurge: false,
+      // Read the clock on every check: a clock cached for 1 ms can report a TTL above the one set.
+      ttlResolution: 0,
     })
   }
 
@@ -59,7 +61,7 @@ export class MemoryStore {
   remainingTtl(key: string): RemainingTtl {
     if (!this.entries.has(key)) return undefined
     const ttl = this.entries.getRemainingTTL(key)
-    return ttl > 0 ? Math.max(1, Math.round(ttl)) : Infinity
+    return ttl > 0 ? Math.max(1, Math.floor(ttl)) : Infinity
   }
 
   /**
