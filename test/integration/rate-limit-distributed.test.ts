@@ -118,7 +118,13 @@ describe('kit.rateLimit() across two app processes', function () {
     assert.deepEqual(ok, [5, 5])
     await redis.start()
     await Promise.all(apps.map((a) => a.waitFor('ready')))
-    assert.equal(await inspect.get('rate:shared:xavier'), '30')
+    // Each process reports 'ready' as soon as its replay is written; the replies follow.
+    let count: string | null = null
+    for (const deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+      count = await inspect.get('rate:shared:xavier')
+      if (count === '30') break
+    }
+    assert.equal(count, '30')
     const after = await spread(apps, 'xavier', 4)
     assert.deepEqual(tally(after.statuses), { 429: 4 })
   })
