@@ -6,10 +6,11 @@
  * time it spent per request (process.cpuUsage), which holds up far better than req/s on a shared
  * machine. Run: `node --import tsx bench/cache.ts`.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { join } from 'node:path'
+import { loadAutocannon, mean, median, startApp, stopApp, type Autocannon } from './harness.js'
 
 const VARIANTS = ['bare', 'ideal', 'kit-redis', 'kit-memory', 'apicache-redis'] as const
 type Variant = (typeof VARIANTS)[number]
@@ -35,14 +36,6 @@ const PAYLOAD = {
   meta: { engine: 'bench', version: 3, tags: ['tls', 'http', 'dns'] },
 }
 
-interface AutocannonResult {
-  requests: { average: number; total: number }
-  latency: { p50: number; p99: number }
-  non2xx: number
-  errors: number
-  timeouts: number
-}
-type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>
 
 // ---------------------------------------------------------------- app process
 
@@ -117,26 +110,7 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   })
 }
 
-function startApp(variant: Variant, redisPort: number): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--serve', variant, String(redisPort)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  return new Promise((resolve, reject) => {
-    let out = ''
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /PORT (\d+)/.exec(out)
-      if (match) resolve({ child, port: Number(match[1]) })
-    })
-    child.once('exit', (code) => reject(new Error(`${variant} app exited with ${String(code)}`)))
-  })
-}
 
-async function stopApp(child: ChildProcess): Promise<void> {
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill('SIGTERM')
-  await exited
-}
 
 interface Sample { rps: number; cpuPerRequest: number; p50: number; p99: number; handlerRuns: number }
 
@@ -144,11 +118,11 @@ interface App { variant: Variant; child: ChildProcess; port: number }
 
 /** Starts an app, fills its cache and checks it answers the payload. */
 async function prepare(variant: Variant, redisPort: number): Promise<App> {
-  const { child, port } = await startApp(variant, redisPort)
+  const { child, port } = await startApp(__filename, variant, [variant, String(redisPort)])
   for (let i = 0; i < 3; i++) {
     const reply = await get(port, PATH)
     if (reply.status !== 200 || JSON.stringify(JSON.parse(reply.body)) !== JSON.stringify(PAYLOAD)) {
-      await stopApp(child)
+      await stopApp(child, variant)
       throw new Error(`${variant}: unexpected answer ${reply.status} ${reply.body.slice(0, 80)}`)
     }
   }
@@ -172,18 +146,12 @@ async function measure(autocannon: Autocannon, app: App): Promise<Sample> {
   }
 }
 
-const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length)
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
-}
 
 async function main(): Promise<void> {
   const { RedisServer } = await import('../test/helpers/redis-server.js')
   // autocannon ships no types; this is the slice used here.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const autocannon = require('autocannon') as Autocannon
+  const autocannon = loadAutocannon()
   const server = await RedisServer.start()
   const samples = new Map<Variant, Sample[]>(VARIANTS.map((v) => [v, []]))
   const started = performance.now()
@@ -202,7 +170,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await Promise.all(apps.map((app) => stopApp(app.child)))
+    await Promise.all(apps.map((app) => stopApp(app.child, app.variant)))
     await server.stop()
   }
   // Best of the rounds: noise from other processes only ever makes a round slower.

@@ -10,11 +10,11 @@
  * Each app runs alone in a child process (this file with `--serve`); autocannon runs here. The
  * variants are interleaved over several rounds so drift on a shared machine hits them all alike.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
+import { loadAutocannon, mean, median, startApp, stopApp, type Autocannon } from './harness.js'
 
 const VARIANTS = ['raw', 'kit', 'flexible'] as const
 type Variant = (typeof VARIANTS)[number]
@@ -30,14 +30,6 @@ const CONNECTIONS = 32
 const LIMIT = 1_000_000_000
 const WINDOW_MS = 60 * 60_000
 
-interface AutocannonResult {
-  requests: { average: number; total: number }
-  latency: { average: number; p50: number; p99: number }
-  non2xx: number
-  errors: number
-  timeouts: number
-}
-type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>
 
 // ---------------------------------------------------------------- app process
 
@@ -97,27 +89,7 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
 
 // ---------------------------------------------------------------- load generator
 
-function startApp(variant: Variant, redisPort: number): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--serve', variant, String(redisPort)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  return new Promise((resolve, reject) => {
-    let out = ''
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /PORT (\d+)/.exec(out)
-      if (match) resolve({ child, port: Number(match[1]) })
-    })
-    child.once('exit', (code) => reject(new Error(`${variant} app exited with ${String(code)}`)))
-  })
-}
 
-function stopApp(variant: Variant, child: ChildProcess): Promise<void> {
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => { if (code === 0) resolve(); else reject(new Error(`${variant} app exited with ${String(code)}`)) })
-    child.kill('SIGTERM')
-  })
-}
 
 /** Script calls (EVALSHA/EVAL) and every other command a client sent (script internals excluded). */
 async function scriptCalls(redis: Redis): Promise<number> {
@@ -130,7 +102,7 @@ async function scriptCalls(redis: Redis): Promise<number> {
 interface Sample { rps: number; p50: number; p99: number; scriptsPerRequest: number }
 
 async function measure(autocannon: Autocannon, variant: Variant, redisPort: number, redis: Redis): Promise<Sample> {
-  const { child, port } = await startApp(variant, redisPort)
+  const { child, port } = await startApp(__filename, variant, [variant, String(redisPort)])
   let sample: Sample
   try {
     const options = { url: `http://127.0.0.1:${port}/`, connections: CONNECTIONS }
@@ -143,25 +115,16 @@ async function measure(autocannon: Autocannon, variant: Variant, redisPort: numb
     }
     sample = { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, scriptsPerRequest: scripts / result.requests.total }
   } finally {
-    await stopApp(variant, child)
+    await stopApp(child, variant)
   }
   return sample
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
-}
 
-function mean(values: number[]): number {
-  return values.reduce((a, b) => a + b, 0) / values.length
-}
 
 async function main(): Promise<void> {
   const { RedisServer } = await import('../test/helpers/redis-server.js')
-  // autocannon ships no types; this is the slice used here.
-  const autocannon = require('autocannon') as Autocannon
+  const autocannon = loadAutocannon()
   const server = await RedisServer.start()
   const redis = new Redis({ host: '127.0.0.1', port: server.port })
   const samples = new Map<Variant, Sample[]>(VARIANTS.map((v) => [v, []]))

@@ -11,12 +11,13 @@
  * loading one app at a time in short bursts, rotating over many rounds, so drift on a shared
  * machine hits every variant alike.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { cpus, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Redis } from 'ioredis'
+import { loadAutocannon, mean, median, startApp, stopApp, type Autocannon } from './harness.js'
 
 const SECRET = 'bench-secret-bench-secret-bench-secret-0123'
 const VARIANTS = ['raw', 'raw-kit-client', 'kit-touch-off', 'kit-touch-on'] as const
@@ -32,14 +33,6 @@ const DURATION_S = Number(process.env.BENCH_DURATION ?? 2)
 const WARMUP_S = 3
 const CONNECTIONS = 32
 
-interface AutocannonResult {
-  requests: { average: number; total: number }
-  latency: { average: number; p50: number; p99: number }
-  non2xx: number
-  errors: number
-  timeouts: number
-}
-type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>
 
 // ---------------------------------------------------------------- app process
 
@@ -119,27 +112,7 @@ async function serve(variant: Variant, redisPort: number, kitDir: string): Promi
 
 // ---------------------------------------------------------------- load generator
 
-function startApp(variant: Variant, redisPort: number, kitDir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--serve', variant, String(redisPort), kitDir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  return new Promise((resolve, reject) => {
-    let out = ''
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString()
-      const match = /PORT (\d+)/.exec(out)
-      if (match) resolve({ child, port: Number(match[1]) })
-    })
-    child.once('exit', (code) => reject(new Error(`${variant} app exited with ${String(code)}`)))
-  })
-}
 
-function stopApp(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve())
-    child.kill('SIGTERM')
-  })
-}
 
 function appCpuMicros(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -206,20 +179,11 @@ async function measure(autocannon: Autocannon, app: RunningApp, redis: Redis, se
   }
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[mid] as number : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
-}
 
-function mean(values: number[]): number {
-  return values.reduce((a, b) => a + b, 0) / values.length
-}
 
 async function main(): Promise<void> {
   const { RedisServer } = await import('../test/helpers/redis-server.js')
-  // autocannon ships no types; this is the slice used here.
-  const autocannon = require('autocannon') as Autocannon
+  const autocannon = loadAutocannon()
   const server = await RedisServer.start()
   const redis = new Redis({ host: '127.0.0.1', port: server.port })
   const samples = new Map<Variant, Sample[]>(VARIANTS.map((v) => [v, []]))
@@ -229,7 +193,7 @@ async function main(): Promise<void> {
     // Every app is started once and logged in; then short bursts go to one app at a time, the
     // order rotating each round, so no variant owns a quiet (or busy) stretch of the run.
     for (const variant of VARIANTS) {
-      const { child, port } = await startApp(variant, server.port, kitDir)
+      const { child, port } = await startApp(__filename, variant, [variant, String(server.port), kitDir])
       apps.push({ variant, child, port, cookie: await login(port) })
     }
     for (const app of apps) await measure(autocannon, app, redis, WARMUP_S)
@@ -243,7 +207,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await Promise.all(apps.map((app) => stopApp(app.child)))
+    await Promise.all(apps.map((app) => stopApp(app.child, app.variant)))
     redis.disconnect()
     await server.stop()
   }
