@@ -238,6 +238,30 @@ describe('failover: Redis never reachable at start', () => {
   })
 })
 
+describe('failover: a full outage journal', () => {
+  it('keeps serving, warns once, and replays the keys it could remember', async () => {
+    const server = await RedisServer.start({ persist: true })
+    const kit = testKit({ url: server.url, journal: { maxEntries: 3 } })
+    try {
+      await kit.ready()
+      await server.kill()
+      await waitForState(kit, 'degraded')
+      for (let i = 0; i < 10; i++) assert.equal(await kit.client.set(`j${i}`, i), true)
+      assert.equal(await kit.client.get('j9'), 9, 'writes past the bound still answer from memory')
+      assert.equal(kit.manager.journal.size, 3)
+      assert.equal(kit.logger.lines.filter((l) => l.includes('outage journal is full')).length, 1)
+      await server.start()
+      await waitForState(kit, 'ready')
+      const redis = direct(server)
+      assert.deepEqual(await redis.mget('j0', 'j1', 'j2', 'j3'), ['0', '1', '2', null])
+      redis.disconnect()
+    } finally {
+      await kit.close()
+      await server.stop()
+    }
+  })
+})
+
 describe('failover: ENABLE_REDIS=false', () => {
   it('never connects and serves every call from memory', async () => {
     const server = await RedisServer.start()
