@@ -38,8 +38,8 @@ export function isOutage(error: unknown): boolean {
 }
 
 /** ioredis refused to send because the socket was already down: the write certainly did not run. */
-function neverSent(error: Error): boolean {
-  return /isn't writeable/.test(error.message)
+export function neverSent(error: unknown): boolean {
+  return error instanceof Error && /isn't writeable/.test(error.message)
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders, OutgoingHttpHeader } from 'node:http'
+import { escapeGlob } from '../scan.js'
 
 /** Ids longer than this are hashed in Redis keys. */
 export const MAX_PLAIN_ID = 256
@@ -49,10 +50,6 @@ export function normalizeUrl(url: string): string {
   return `${path}?${parts[0] as string}`
 }
 
-/** Escapes SCAN MATCH glob characters. */
-export function escapeGlob(text: string): string {
-  return text.replace(/[*?[\]\\]/g, '\\$&')
-}
 
 /** Where the cache's keys live in Redis, under `<keyPrefix>cache:`. */
 export class KeySpace {

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto'
 import type { RedisClient } from '../redis-types.js'
 import { HASHED_HEAD, type CacheKey, type KeySpace } from './key.js'
 import type { Fill, Target } from './store.js'
+import { scanBatches } from '../scan.js'
 
 class Script {
   private readonly sha: string
@@ -194,15 +195,11 @@ export class RedisCacheOps {
 
   private async invalidatePrefix(client: RedisClient, prefix: string): Promise<number> {
     const pattern = this.keys.scanPattern(prefix)
-    let cursor = '0'
     let removed = 0
-    do {
-      const reply = await client.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000) as [string | Buffer, (string | Buffer)[]]
-      cursor = String(reply[0])
-      const found = reply[1].map(String)
+    for await (const found of scanBatches(client, pattern, 1000)) {
       const doomed = prefix.length <= HASHED_HEAD ? found : await this.reallyUnder(client, found, prefix)
       if (doomed.length > 0) removed += await client.unlink(...doomed)
-    } while (cursor !== '0')
+    }
     return removed
   }
 

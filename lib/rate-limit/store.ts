@@ -10,7 +10,7 @@
  */
 import type { ClientRateLimitInfo, Options as ExpressRateLimitOptions, Store } from 'express-rate-limit'
 import { RedisStore, type RedisReply } from 'rate-limit-redis'
-import { isOutage, type ConnectionManager } from '../connection.js'
+import { isOutage, neverSent, type ConnectionManager } from '../connection.js'
 import type { MemoryStore } from '../memory.js'
 import type { RedisClient } from '../redis-types.js'
 import type { RedisDownPolicy } from './options.js'
@@ -42,11 +42,6 @@ if redis.call('PTTL', KEYS[1]) <= 0 then
   return hits
 end
 return redis.call('INCRBY', KEYS[1], hits)`
-
-/** ioredis refused to send because the socket was down: the write certainly did not run. */
-function neverSent(error: unknown): boolean {
-  return error instanceof Error && /isn't writeable/.test(error.message)
-}
 
 /** The stores of each kit, given a fresh rate-limit-redis store by one listener on every (re)connection. */
 const storesOf = new WeakMap<ConnectionManager, FailoverRateLimitStore[]>()

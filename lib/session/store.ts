@@ -22,6 +22,7 @@ import type { ConnectionManager } from '../connection.js'
 import type { MemoryStore } from '../memory.js'
 import type { RedisClient } from '../redis-types.js'
 import { parseStoreOptions, type SessionSerializer, type SessionStoreOptions } from './options.js'
+import { escapeGlob, scanBatches } from '../scan.js'
 
 /** Node-style callback, as express-session passes them. */
 export type SessionCallback<T> = (error: unknown, value?: T) => void
@@ -44,9 +45,6 @@ until cursor == '0'
 return 0`
 const CHUNK = 500
 
-function escapeGlob(text: string): string {
-  return text.replace(/[*?[\]\\]/g, '\\$&')
-}
 
 /** Runs `callback` with the outcome when given one; otherwise the promise is the answer. */
 function settle<T>(work: Promise<T>, callback: SessionCallback<T> | undefined): Promise<T> {
@@ -295,14 +293,10 @@ export class FailoverSessionStore extends session.Store {
   }
 
   private async scanKeys(redis: RedisClient): Promise<string[]> {
-    const pattern = `${escapeGlob(this.prefix)}*`
     const keys = new Set<string>() // SCAN may return a key more than once
-    let cursor = '0'
-    do {
-      const reply = await redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', String(SCAN_COUNT)) as [string | Buffer, (string | Buffer)[]]
-      cursor = String(reply[0])
-      for (const key of reply[1]) keys.add(String(key))
-    } while (cursor !== '0')
+    for await (const batch of scanBatches(redis, `${escapeGlob(this.prefix)}*`, SCAN_COUNT)) {
+      for (const key of batch) keys.add(key)
+    }
     return [...keys]
   }
 
