@@ -2,6 +2,7 @@
 import { createHmac } from 'node:crypto'
 import express from 'express'
 import type { NextFunction, Request, Response } from 'express'
+import request from 'supertest'
 import type { Kit, SessionMiddleware, SessionOptions } from '../../lib/index.js'
 
 declare module 'express-session' {
@@ -85,4 +86,10 @@ export function signedCookie(sid: string, secret = TEST_SECRET, name = 'sid'): s
  */
 export async function redisSettled(target: SessionApp): Promise<void> {
   await target.kit.client.exists('session-test-barrier')
+}
+
+/** Logs `user` in on the app; resolves the session cookie and its id. */
+export async function login(target: SessionApp, user: string): Promise<{ cookie: string; sid: string }> {
+  const res = await request(target.app).post(`/login?user=${user}`).expect(200)
+  return { cookie: sessionCookie(res.headers['set-cookie']), sid: res.body.sid as string }
 }

@@ -8,17 +8,12 @@ import request from 'supertest'
 import type { Kit, SessionOptions } from '../../lib/index.js'
 import { testKit, waitForState, type RecordingLogger } from '../helpers/kit.js'
 import { RedisServer } from '../helpers/redis-server.js'
-import { redisSettled, sessionApp, sessionCookie, type SessionApp } from '../helpers/session-app.js'
+import { login, redisSettled, sessionApp, sessionCookie, type SessionApp } from '../helpers/session-app.js'
 
 const TIMEOUT = 300
 const DAY_MS = 24 * 60 * 60 * 1000
 
 type TestKit = Kit & { logger: RecordingLogger }
-
-async function login(target: SessionApp, user: string): Promise<{ cookie: string; sid: string }> {
-  const res = await request(target.app).post(`/login?user=${user}`).expect(200)
-  return { cookie: sessionCookie(res.headers['set-cookie']), sid: res.body.sid as string }
-}
 
 /** Redis's own count of a command since start-up (INFO commandstats). */
 async function commandCount(redis: Redis, command: string): Promise<number> {

@@ -12,7 +12,7 @@ import request from 'supertest'
 import type { Kit } from '../../lib/index.js'
 import { testKit, timed, waitForState, type RecordingLogger } from '../helpers/kit.js'
 import { freePort, RedisServer } from '../helpers/redis-server.js'
-import { sessionApp, sessionCookie, signedCookie, TEST_SECRET, type SessionApp } from '../helpers/session-app.js'
+import { login, sessionApp, sessionCookie, signedCookie, TEST_SECRET, type SessionApp } from '../helpers/session-app.js'
 
 const TIMEOUT = 300
 /** Slack for a loaded 2-core machine; the point is "bounded", not "fast". */
@@ -20,11 +20,6 @@ const SLACK = 700
 const DAY_MS = 24 * 60 * 60 * 1000
 
 type TestKit = Kit & { logger: RecordingLogger }
-
-async function login(target: SessionApp, user: string): Promise<{ cookie: string; sid: string }> {
-  const res = await request(target.app).post(`/login?user=${user}`).expect(200)
-  return { cookie: sessionCookie(res.headers['set-cookie']), sid: res.body.sid as string }
-}
 
 function me(target: SessionApp, cookie: string) {
   return request(target.app).get('/me').set('Cookie', cookie)
