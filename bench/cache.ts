@@ -4,7 +4,7 @@
  * Redis. Each app runs in its own child process, autocannon runs here; variants are interleaved
  * over several rounds so they share the machine's noise. Besides req/s, each app reports the CPU
  * time it spent per request (process.cpuUsage), which holds up far better than req/s on a shared
- * machine. Run: `node --import tsx bench/cache.ts`.
+ * machine. Run: `npm run build && node --import tsx bench/cache.ts`.
  */
 import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -69,7 +69,8 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
     })
     close = async () => { redis.disconnect() }
   } else if (variant === 'kit-redis' || variant === 'kit-memory') {
-    const { createKit } = await import('../lib/index.js')
+    // The compiled build, as users run it (`npm run bench` builds first), not lib/ through tsx.
+    const { createKit } = require('../dist/cjs/index.js') as typeof import('../lib/index.js')
     const kit = createKit(variant === 'kit-redis' ? { url, env: {}, logger: false } : { enabled: false, env: {}, logger: false })
     await kit.ready()
     if (kit.state !== (variant === 'kit-redis' ? 'ready' : 'disabled')) throw new Error(`kit is ${kit.state}`)

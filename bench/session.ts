@@ -5,17 +5,17 @@
  * connect-redis' README sets it up (the baseline of every ratio), and on a client from the kit's
  * own factory (auto-pipelining, fail-fast), which isolates the cost of the failover layer.
  *
- *   node --import tsx bench/session.ts
+ *   npm run build && node --import tsx bench/session.ts
  *
  * Each app runs in its own child process (this file with `--serve`) and autocannon runs here,
  * loading one app at a time in short bursts, rotating over many rounds, so drift on a shared
  * machine hits every variant alike.
  */
 import type { ChildProcess } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { cpus, loadavg } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { loadAutocannon, mean, median, startApp, stopApp, type Autocannon } from './harness.js'
 
@@ -36,32 +36,14 @@ const CONNECTIONS = 32
 
 // ---------------------------------------------------------------- app process
 
-/**
- * The kit as users run it, compiled (TypeScript's own transpiler, CommonJS, like dist/cjs) into
- * node_modules/.cache. Loading lib/ through tsx instead would measure its esbuild transform, which
- * wraps every closure to keep its name and costs the kit several per cent.
- */
-function compileKit(): string {
-  const ts = require('typescript') as typeof import('typescript')
-  const lib = join(__dirname, '..', 'lib')
-  const out = join(__dirname, '..', 'node_modules', '.cache', 'express-redis-kit-bench', 'lib')
-  rmSync(out, { recursive: true, force: true })
-  for (const file of readdirSync(lib, { recursive: true }).map(String).filter((f) => f.endsWith('.ts'))) {
-    const { outputText } = ts.transpileModule(readFileSync(join(lib, file), 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-      fileName: file,
-    })
-    mkdirSync(dirname(join(out, file)), { recursive: true })
-    writeFileSync(join(out, file.replace(/\.ts$/, '.js')), outputText)
-  }
-  return out
+/** The kit as users run it: the compiled build (`npm run bench` builds first), not lib/ through tsx. */
+const KIT_DIR = join(__dirname, '..', 'dist', 'cjs')
+
+function kitModule<T>(name: string): T {
+  return require(join(KIT_DIR, `${name}.js`)) as T
 }
 
-function kitModule<T>(dir: string, name: string): T {
-  return require(join(dir, `${name}.js`)) as T
-}
-
-async function serve(variant: Variant, redisPort: number, kitDir: string): Promise<void> {
+async function serve(variant: Variant, redisPort: number): Promise<void> {
   const { default: express } = await import('express')
   const { default: session } = await import('express-session')
   const url = `redis://127.0.0.1:${redisPort}`
@@ -74,8 +56,8 @@ async function serve(variant: Variant, redisPort: number, kitDir: string): Promi
   let close: () => Promise<void>
   if (variant === 'raw' || variant === 'raw-kit-client') {
     const { RedisStore } = await import('connect-redis')
-    const { resolveConfig } = kitModule<typeof import('../lib/config.js')>(kitDir, 'config')
-    const { createRedisClient } = kitModule<typeof import('../lib/redis-client.js')>(kitDir, 'redis-client')
+    const { resolveConfig } = kitModule<typeof import('../lib/config.js')>('config')
+    const { createRedisClient } = kitModule<typeof import('../lib/redis-client.js')>('redis-client')
     const client = variant === 'raw'
       ? new Redis(url, { lazyConnect: true })
       : createRedisClient(resolveConfig({ url, env: {}, logger: false }))
@@ -86,7 +68,7 @@ async function serve(variant: Variant, redisPort: number, kitDir: string): Promi
     }))
     close = async () => { client.disconnect() }
   } else {
-    const { createKit } = kitModule<typeof import('../lib/index.js')>(kitDir, 'index')
+    const { createKit } = kitModule<typeof import('../lib/index.js')>('index')
     const kit = createKit({ url, env: {}, logger: false })
     await kit.ready()
     if (kit.state !== 'ready') throw new Error(`kit is ${kit.state}`)
@@ -188,12 +170,11 @@ async function main(): Promise<void> {
   const redis = new Redis({ host: '127.0.0.1', port: server.port })
   const samples = new Map<Variant, Sample[]>(VARIANTS.map((v) => [v, []]))
   const apps: RunningApp[] = []
-  const kitDir = compileKit()
   try {
     // Every app is started once and logged in; then short bursts go to one app at a time, the
     // order rotating each round, so no variant owns a quiet (or busy) stretch of the run.
     for (const variant of VARIANTS) {
-      const { child, port } = await startApp(__filename, variant, [variant, String(server.port), kitDir])
+      const { child, port } = await startApp(__filename, variant, [variant, String(server.port)])
       apps.push({ variant, child, port, cookie: await login(port) })
     }
     for (const app of apps) await measure(autocannon, app, redis, WARMUP_S)
@@ -234,7 +215,7 @@ async function main(): Promise<void> {
   const table = [
     `Session read+touch (GET with an existing session), ${CONNECTIONS} connections, ${ROUNDS} rounds of one ${DURATION_S} s burst per variant (order rotating) after a ${WARMUP_S} s warm-up; `
       + `node ${process.version}, ${cpus().length} CPUs (load average ${loadavg()[0]?.toFixed(1)} at the end), redis-server on loopback, app and autocannon in separate processes. `
-      + 'The kit is compiled to CommonJS JavaScript as in dist/cjs (not run through tsx). '
+      + 'The kit is its compiled CommonJS build (dist/cjs), as users run it. '
       + 'Best round per variant (req/s highest, CPU lowest); ratios are against the raw stack on ioredis\' defaults (first row).',
     '',
     '| Variant | req/s (best) | vs raw | vs raw (median of per-round ratios) | app CPU µs/req (best) | vs raw (CPU: raw ÷ variant) | p50 ms (median) | p99 ms (median) | Redis cmds/req | Redis CPU µs/req (best) | req/s each round |',
@@ -249,7 +230,7 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--serve') {
-  void serve(process.argv[3] as Variant, Number(process.argv[4]), String(process.argv[5]))
+  void serve(process.argv[3] as Variant, Number(process.argv[4]))
 } else {
   main().catch((error: unknown) => { console.error(error); process.exitCode = 1 })
 }
