@@ -46,6 +46,15 @@ return 0`
 const CHUNK = 500
 
 
+/** express-session loads only an object with a `cookie` object; anything else would become a 500 there. */
+function checkSession(value: unknown): SessionData {
+  const cookie = (value as { cookie?: unknown } | null)?.cookie
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || typeof cookie !== 'object' || cookie === null) {
+    throw new Error('the stored value is not a session (an object with a cookie object)')
+  }
+  return value as SessionData
+}
+
 /** Runs `callback` with the outcome when given one; otherwise the promise is the answer. */
 function settle<T>(work: Promise<T>, callback: SessionCallback<T> | undefined): Promise<T> {
   if (callback === undefined) return work
@@ -114,7 +123,7 @@ export class FailoverSessionStore extends session.Store {
           this.memory.delete(key)
           return null
         }
-        const sess = this.serializer.parse(raw)
+        const sess = this.parse(raw)
         // Unchanged text needs no write: the touch that follows this read slides the TTL.
         if (this.memory.get(key) !== raw) this.memory.set(key, raw, this.ttlSeconds(sess) * 1000)
         return sess
@@ -122,7 +131,7 @@ export class FailoverSessionStore extends session.Store {
       // While Redis is away, a session this instance never saw is "no session", not an error.
       memory: () => {
         const raw = this.memory.get(key)
-        return raw === undefined ? null : this.serializer.parse(raw)
+        return raw === undefined ? null : this.parse(raw)
       },
     }))
   }
@@ -287,10 +296,14 @@ export class FailoverSessionStore extends session.Store {
 
   private collect(found: StoredSession[], key: string, raw: string): void {
     try {
-      found.push({ ...this.serializer.parse(raw), id: key.slice(this.prefix.length) })
+      found.push({ ...this.parse(raw), id: key.slice(this.prefix.length) })
     } catch (error) {
       this.warnOnce('parse', `ERR_KIT_SESSION_DATA: could not parse a stored session (${(error as Error).message}); it is skipped`)
     }
+  }
+
+  private parse(raw: string): SessionData {
+    return checkSession(this.serializer.parse(raw))
   }
 
   private async scanKeys(redis: RedisClient): Promise<string[]> {

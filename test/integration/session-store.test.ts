@@ -186,13 +186,14 @@ describe('session store: touch throttling and SCAN', function () {
       await request(target.app).get('/me').set('Cookie', second.cookie).expect(200)
     })
 
-    it('a corrupt value in Redis is "no session", logged once, never a 500', async () => {
+    it('a corrupt value in Redis (bad JSON, or JSON that is not a session) is "no session", logged once, never a 500', async () => {
       const kit = await readyKit()
       const target = sessionApp(kit)
       const { cookie, sid } = await login(target, 'alice')
-      await direct.set(`session:${sid}`, '{not json')
-      await request(target.app).get('/me').set('Cookie', cookie).expect(401)
-      await request(target.app).get('/me').set('Cookie', cookie).expect(401)
+      for (const corrupt of ['{not json', '{not json', '{}', '{"user":"x"}', '[1]', '"text"', 'null', '{"cookie":null}']) {
+        await direct.set(`session:${sid}`, corrupt)
+        await request(target.app).get('/me').set('Cookie', cookie).expect(401)
+      }
       assert.deepEqual(target.errors, [])
       assert.equal(kit.logger.lines.filter((l) => l.includes('ERR_KIT_SESSION_READ')).length, 1)
       assert.equal(kit.state, 'ready')
