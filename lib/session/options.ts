@@ -4,6 +4,7 @@
  */
 import type { CookieOptions, SessionData, SessionOptions as ExpressSessionOptions } from 'express-session'
 import { invalidOption } from '../errors.js'
+import { parseCookie } from './cookie.js'
 
 /** How session data is written to Redis and memory. `JSON` (the connect-redis default) is used when omitted. */
 export interface SessionSerializer {
@@ -24,7 +25,7 @@ export interface SessionStoreOptions {
    * expiry this instance last wrote is within `touchAfterMs` of the one the touch would write, so
    * an active session is refreshed in Redis at most once per `touchAfterMs` and may expire up to
    * `touchAfterMs` earlier than the last request plus the TTL. `0` refreshes on every request.
-   * Defaults to one tenth of the session's TTL (2.4 h for the 24 h default).
+   * Defaults to one tenth of the session's TTL (2.4 h for the 24 h default); at most half of it.
    */
   touchAfterMs: number | undefined
   /** Parses and writes session data. Defaults to `JSON`, as connect-redis. */
@@ -90,17 +91,6 @@ function parseSecret(value: unknown, env: Readonly<Record<string, string | undef
   return secret as string | string[]
 }
 
-function parseCookie(value: unknown, production: boolean): CookieOptions {
-  if (value !== undefined && (typeof value !== 'object' || value === null)) {
-    throw invalidOption('session `cookie`', typeof value === 'function'
-      ? 'is a function, which kit.session() does not support' : 'must be an object',
-    'Pass cookie options such as { maxAge: 3600000, domain: "example.com" }.')
-  }
-  // `secure: 'auto'` marks the cookie Secure exactly when the request is HTTPS; behind a TLS
-  // proxy that needs `app.set('trust proxy', …)`, which the docs explain.
-  return { path: '/', httpOnly: true, sameSite: 'lax', secure: production ? 'auto' : false, ...(value as CookieOptions | undefined) }
-}
-
 function parseMs(value: unknown, name: string, allowZero: boolean, fallback: string): void {
   if (value === undefined) return
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
@@ -124,6 +114,19 @@ export function parseStoreOptions(options: Readonly<Partial<SessionStoreOptions>
   }
 }
 
+/**
+ * A touch window of half the session's lifetime or more would let an active session expire in
+ * Redis between refreshes; the store also caps it at half of each session's TTL at run time.
+ */
+function checkTouchWindow(store: SessionStoreOptions, cookie: CookieOptions): void {
+  const lifetime = typeof cookie.maxAge === 'number' ? cookie.maxAge : store.ttlMs
+  const from = typeof cookie.maxAge === 'number' ? 'cookie.maxAge' : 'ttlMs'
+  if (store.touchAfterMs !== undefined && store.touchAfterMs > lifetime / 2) {
+    throw invalidOption('session `touchAfterMs`', `is ${store.touchAfterMs} ms, more than half the session lifetime (${from} = ${lifetime} ms), so active sessions could expire`,
+      `Use at most ${Math.floor(lifetime / 2)} ms, or leave it out (default: one tenth of the lifetime).`)
+  }
+}
+
 export function parseSessionOptions(
   options: Readonly<Partial<SessionOptions>> | undefined,
   env: Readonly<Record<string, string | undefined>>,
@@ -138,7 +141,7 @@ export function parseSessionOptions(
       throw invalidOption('session `store`', 'cannot be set', 'kit.session() brings its own failover store; '
         + 'to use another store, call express-session directly.')
     }
-    const guess = KNOWN.find((k) => squash(k) === squash(name))
+    const guess = KNOWN.find((k) => squash(k) === squash(name)) ?? KNOWN.find((k) => squash(k).startsWith(squash(name)))
     throw invalidOption(`session \`${name}\``, 'is not an option', guess ? `Did you mean \`${guess}\`?` : `Known options: ${KNOWN.join(', ')}.`)
   }
   for (const name of ['rolling', 'resave', 'proxy', 'saveUninitialized']) checkBoolean(given, name)
@@ -153,6 +156,8 @@ export function parseSessionOptions(
   }
   const store = parseStoreOptions(given)
   const production = env.NODE_ENV === 'production'
+  const cookie = parseCookie(given.cookie, production)
+  checkTouchWindow(store, cookie)
   const passThrough: Record<string, unknown> = {}
   for (const name of EXPRESS_OPTIONS) if (given[name] !== undefined) passThrough[name] = given[name]
   return {
@@ -162,7 +167,7 @@ export function parseSessionOptions(
       name: (given.name as string | undefined) ?? 'sid',
       resave: (given.resave as boolean | undefined) ?? false,
       saveUninitialized: (given.saveUninitialized as boolean | undefined) ?? false,
-      cookie: parseCookie(given.cookie, production),
+      cookie,
     },
     store,
     production,

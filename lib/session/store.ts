@@ -31,6 +31,8 @@ export type SessionCallback<T> = (error: unknown, value?: T) => void
 export type StoredSession = SessionData & { id: string }
 
 const SCAN_COUNT = 100
+/** connect-redis writes whole seconds (rounded up), so two writes of one expiry differ by under a second. */
+const ROUNDING_MS = 1000
 /** Deletes every key matching ARGV[1] except ARGV[2…]: the replay of a clear() made during an outage. */
 const CLEAR_EXCEPT = `local kept = {}
 for i = 2, #ARGV do kept[ARGV[i]] = true end
@@ -173,15 +175,21 @@ export class FailoverSessionStore extends session.Store {
     const ttlSeconds = this.ttlSeconds(sess)
     const ttlMs = ttlSeconds * 1000
     const now = Date.now()
-    const window = this.touchAfterMs ?? ttlMs / 10
+    // Never more than half the TTL: a wider window would let an active session expire in Redis.
+    const window = Math.min(this.touchAfterMs ?? ttlMs / 10, ttlMs / 2)
     const known = window > 0 ? this.redisExpiry.get(sid) : undefined
     const slide = (): void => {
-      // The near-cache only matters in an outage: refresh it at most once per tenth of the TTL.
+      // The near-cache only matters in an outage: refresh it at most once per tenth of the TTL
+      // (and at once when the TTL was shortened).
       const remaining = this.memory.remainingTtl(key)
-      if (remaining !== undefined && (ttlSeconds <= 0 || remaining < ttlMs - ttlMs / 10)) this.memory.expire(key, ttlMs)
+      if (remaining !== undefined && (ttlSeconds <= 0 || remaining < ttlMs - ttlMs / 10 || remaining > ttlMs + ROUNDING_MS)) {
+        this.memory.expire(key, ttlMs)
+      }
     }
-    // Redis keeps the session at least until `known`: close enough to what this touch would write.
-    if (window > 0 && ttlSeconds > 0 && known !== undefined && known >= now + ttlMs - window) {
+    // Redis keeps the session until `known`: close enough to what this touch would write. A later
+    // `known` (the app shortened cookie.maxAge) is not: Redis must forget the session sooner.
+    const target = now + ttlMs
+    if (window > 0 && ttlSeconds > 0 && known !== undefined && known >= target - window && known <= target + ROUNDING_MS) {
       slide()
       // Called back on a microtask, not synchronously: express-session then ends the response
       // after this tick's other replies are handled and Node writes the responses back to back.

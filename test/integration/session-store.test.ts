@@ -105,6 +105,20 @@ describe('session store: touch throttling and SCAN', function () {
       assert.ok(await direct.pttl(`session:${sid}`) > DAY_MS - 60_000, 'instance B refreshed the TTL')
     })
 
+    it('a touch that shortens the expiry (the app lowered cookie.maxAge) is sent, never skipped', async () => {
+      const target = await app()
+      target.app.post('/forget-me', (req, res) => {
+        req.session.cookie.maxAge = 2000 // e.g. "remember me" turned off: not a change express-session saves
+        res.json({ ok: true })
+      })
+      const { cookie, sid } = await login(target, 'alice')
+      assert.ok(await direct.pttl(`session:${sid}`) > DAY_MS - 60_000)
+      await request(target.app).post('/forget-me').set('Cookie', cookie).expect(200)
+      await redisSettled(target)
+      const pttl = await direct.pttl(`session:${sid}`)
+      assert.ok(pttl > 0 && pttl <= 2000, `Redis forgets the session with the cookie, got PTTL ${pttl}`)
+    })
+
     it('with cookie.maxAge the TTL follows the cookie expiry, as connect-redis does', async () => {
       const target = await app({ cookie: { maxAge: 120_000 } })
       const { sid } = await login(target, 'alice')

@@ -69,6 +69,31 @@ describe('kit.session(): options and secure defaults', () => {
     assert.throws(() => kit.session({ secret: TEST_SECRET, resave: 'yes' as never }), isInvalidOption(/resave/))
     assert.throws(() => kit.session({ secret: TEST_SECRET, cookie: 'x' as never }), isInvalidOption(/cookie/))
     assert.throws(() => kit.session({ secret: TEST_SECRET, unset: 'drop' as never }), isInvalidOption(/unset/))
+    assert.throws(() => kit.session({ secret: TEST_SECRET, ttl: 3600 } as never), isInvalidOption(/Did you mean `ttlMs`/))
+    assert.throws(() => kit.session({ secret: TEST_SECRET, touchAfter: 60 } as never), isInvalidOption(/Did you mean `touchAfterMs`/))
+  })
+
+  it('rejects cookie options express-session would only fail on per request', () => {
+    const kit = memoryKit()
+    const cookie = (value: object) => () => kit.session({ secret: TEST_SECRET, cookie: value as never })
+    assert.throws(cookie({ maxAge: '1h' }), isInvalidOption(/cookie\.maxAge.*positive number of milliseconds/))
+    assert.throws(cookie({ maxAge: -5 }), isInvalidOption(/cookie\.maxAge/))
+    assert.throws(cookie({ expires: 'tomorrow' }), isInvalidOption(/cookie\.expires.*valid Date/))
+    assert.throws(cookie({ sameSite: 'bogus' }), isInvalidOption(/cookie\.sameSite.*'lax', 'strict', 'none'/))
+    assert.throws(cookie({ secure: 'yes' }), isInvalidOption(/cookie\.secure/))
+    assert.throws(cookie({ maxage: 1000 }), isInvalidOption(/Did you mean `cookie\.maxAge`/))
+    assert.throws(cookie({ domian: 'x.com' }), isInvalidOption(/not a cookie option.*Known cookie options/))
+    // What express-session accepts still passes.
+    kit.session({ secret: TEST_SECRET, cookie: { maxAge: 60_000, sameSite: 'strict', secure: 'auto', domain: 'example.com', priority: 'high', partitioned: true } })
+    kit.session({ secret: TEST_SECRET, cookie: { maxAge: null as never, expires: undefined } })
+  })
+
+  it('rejects a touch window over half the session lifetime: active sessions would expire in Redis', () => {
+    const kit = memoryKit()
+    assert.throws(() => kit.session({ secret: TEST_SECRET, ttlMs: 3000, touchAfterMs: 10_000 }), isInvalidOption(/touchAfterMs.*ttlMs = 3000 ms.*at most 1500 ms/))
+    assert.throws(() => kit.session({ secret: TEST_SECRET, cookie: { maxAge: 3000 }, touchAfterMs: 60_000 }), isInvalidOption(/touchAfterMs.*cookie\.maxAge = 3000 ms/))
+    kit.session({ secret: TEST_SECRET, ttlMs: 3000, touchAfterMs: 1500 })
+    kit.session({ secret: TEST_SECRET, cookie: { maxAge: 7 * 86_400_000 }, touchAfterMs: 86_400_000 })
   })
 
   it('sets an httpOnly, SameSite=Lax cookie named sid, and none for a visitor who never logs in', async () => {
