@@ -26,6 +26,7 @@ export function createSessionMiddleware(manager: ConnectionManager, options?: Re
   }
   const store = new FailoverSessionStore(manager, config.store)
   const handler = session({ ...config.express, store })
+  store.followReplacedSessions() // after session(): it installs the store's generate()
   if (!config.production || config.express.cookie.secure !== 'auto') return Object.assign(handler, { store })
 
   let checked = false

@@ -16,6 +16,7 @@
  *   close enough to the one the touch would write.
  */
 import { RedisStore } from 'connect-redis'
+import type { Request } from 'express'
 import session, { type SessionData } from 'express-session'
 import { LRUCache } from 'lru-cache'
 import type { ConnectionManager } from '../connection.js'
@@ -76,6 +77,8 @@ export class FailoverSessionStore extends session.Store {
   private readonly serialized = new WeakMap<object, string>()
   /** Per session id: the earliest moment Redis expires it, as guaranteed by this instance's own writes. */
   private readonly redisExpiry: LRUCache<string, number>
+  /** Per session id made during an outage for a cookie this instance could not read: that cookie's session id. */
+  private readonly replaced: LRUCache<string, string>
   /** Keys written after a `clear()` made during an outage, which that clear's replay must keep. */
   private keptAfterClear: Set<string> | undefined
   private readonly warned = new Set<string>()
@@ -90,6 +93,7 @@ export class FailoverSessionStore extends session.Store {
     this.touchAfterMs = config.touchAfterMs
     this.serializer = config.serializer
     this.redisExpiry = new LRUCache({ max: manager.config.memory.maxEntries })
+    this.replaced = new LRUCache({ max: manager.config.memory.maxEntries })
     const client = manager.redis
     this.redisStore = client === undefined ? undefined : new RedisStore({
       client,
@@ -208,8 +212,29 @@ export class FailoverSessionStore extends session.Store {
     }))
   }
 
+  /**
+   * Wraps the `generate` express-session installs on its store. During an outage a cookie whose
+   * session this instance never saw gets a fresh session; destroying that one (a logout) must
+   * also destroy the cookie's session still in Redis, or it comes back with Redis.
+   */
+  followReplacedSessions(): void {
+    const self = this as unknown as { generate(req: Request): void }
+    const generate = self.generate.bind(this)
+    self.generate = (req) => {
+      const previous = req.sessionID as string | undefined
+      generate(req)
+      const state = this.manager.state
+      if (previous && previous !== req.sessionID && state !== 'ready' && state !== 'disabled') this.replaced.set(req.sessionID, previous)
+    }
+  }
+
   override destroy(sid: string, callback?: SessionCallback<void>): Promise<void> {
-    return this.answer('write', undefined, callback, () => this.destroyKey(this.prefix + sid))
+    const previous = this.replaced.get(sid)
+    this.replaced.delete(sid)
+    return this.answer('write', undefined, callback, async () => {
+      await this.destroyKey(this.prefix + sid)
+      if (previous !== undefined) await this.destroyKey(this.prefix + previous)
+    })
   }
 
   private destroyKey(key: string): Promise<void> {

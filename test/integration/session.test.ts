@@ -148,6 +148,28 @@ describe('session: failover store over a real Redis', function () {
     assert.deepEqual([...a.errors, ...b.errors], [])
   })
 
+  it('a logout during the outage on an instance that never saw the session is not undone when Redis returns', async () => {
+    const kitA = await readyKit()
+    const a = sessionApp(kitA)
+    const b = sessionApp(await readyKit())
+    const { cookie, sid } = await login(b, 'erin') // A has never seen this session
+
+    server.pause()
+    // A cannot read the session: express-session gives the request a fresh one, whose id the
+    // logout destroys. The session still in Redis must be destroyed with it.
+    await me(a, cookie).expect(401)
+    assert.equal(kitA.state, 'degraded')
+    await request(a.app).post('/logout').set('Cookie', cookie).expect(200)
+
+    server.resume()
+    await waitForState(kitA, 'ready')
+    await kitA.client.exists('barrier') // the replay, sent before the switch, has run
+    assert.equal(await direct.exists(`session:${sid}`), 0, 'the logout reached the session in Redis')
+    await me(a, cookie).expect(401)
+    await me(b, cookie).expect(401)
+    assert.deepEqual([...a.errors, ...b.errors], [])
+  })
+
   it('Redis hung (SIGSTOP): every response comes within the command timeout, none fails', async () => {
     const kit = await readyKit()
     const target = sessionApp(kit)
