@@ -84,6 +84,13 @@ export class OutageJournal {
     this.put(`custom\0${id}`, { kind: 'custom', id, replay })
   }
 
+  /** Drops the key entries a later write makes pointless (a clear of their whole prefix). */
+  forget(superseded: (key: string) => boolean): void {
+    for (const [id, entry] of this.entries) {
+      if (entry.kind === 'key' && superseded(entry.key)) this.entries.delete(id)
+    }
+  }
+
   /** Removes and returns everything recorded so far, oldest key first. */
   take(): JournalEntry[] {
     const taken = [...this.entries.values()]

@@ -291,34 +291,40 @@ export class FailoverSessionStore extends session.Store {
   }
 
   /**
-   * Deletes every session. During an outage this instance's sessions go at once and the rest of
-   * the prefix is deleted on recovery, keeping sessions created after the clear.
+   * Deletes every session. During an outage (or when Redis stops answering during the clear) this
+   * instance's sessions go at once and the rest of the prefix is deleted on recovery, keeping
+   * sessions created after the clear.
    */
   override clear(callback?: SessionCallback<void>): Promise<void> {
     return this.answer('write', undefined, callback, async () => {
+      let cleared = false
       if (this.manager.state === 'ready') {
         await this.manager.run({
           redis: async (redis) => {
             this.forgetAll()
             const keys = await this.scanKeys(redis)
             for (let i = 0; i < keys.length; i += CHUNK) await redis.del(...keys.slice(i, i + CHUNK))
+            cleared = true
           },
-          memory: () => this.forgetAll(),
+          memory: () => {}, // Redis went away mid-clear: the outage clear below takes over
         })
-        return
       }
-      const keys = [...this.memory.keys()]
-      const kept = new Set<string>()
-      this.keptAfterClear = kept
-      // Outweighs any set journaled earlier in this outage: the per-key effect becomes a DEL.
-      await Promise.all(keys.map((key) => this.destroyKey(key)))
-      this.forgetAll()
-      // One script, sent in the same tick as the rest of the replay: it runs before any command
-      // issued once the kit is back on Redis, so it cannot delete a session created afterwards.
-      this.manager.recordCustom('session:clear', async (redis) => {
-        await redis.call('EVAL', CLEAR_EXCEPT, '0', `${escapeGlob(this.prefix)}*`, ...kept)
-        if (this.keptAfterClear === kept) this.keptAfterClear = undefined
-      })
+      if (!cleared) this.clearDuringOutage()
+    })
+  }
+
+  private clearDuringOutage(): void {
+    this.forgetAll()
+    this.keptAfterClear = new Set<string>()
+    const kept = this.keptAfterClear
+    // Session writes journaled so far would be deleted by the clear anyway: dropping them keeps
+    // room in the journal for the clear itself.
+    this.manager.journal.forget((key) => key.startsWith(this.prefix))
+    // One script, sent in the same tick as the rest of the replay: it runs before any command
+    // issued once the kit is back on Redis, so it cannot delete a session created afterwards.
+    this.manager.recordCustom('session:clear', async (redis) => {
+      await redis.call('EVAL', CLEAR_EXCEPT, '0', `${escapeGlob(this.prefix)}*`, ...kept)
+      if (this.keptAfterClear === kept) this.keptAfterClear = undefined
     })
   }
 

@@ -185,6 +185,49 @@ describe('session store: touch throttling and SCAN', function () {
       await request(b.app).get('/me').set('Cookie', afterClear.cookie).expect(200)
     })
 
+
+    it('a clear that meets a Redis just hung (the kit still ready) is journaled and reaches Redis on recovery', async () => {
+      const kitA = await readyKit()
+      const a = sessionApp(kitA)
+      const b = await app()
+      const seenByA = await login(a, 'a1')
+      const onlyOnB = await login(b, 'b1')
+
+      server.pause()
+      assert.equal(kitA.state, 'ready', 'nothing has noticed the hang yet')
+      await a.middleware.store.clear()
+      assert.equal(kitA.state, 'degraded')
+      assert.equal(await a.middleware.store.length(), 0)
+
+      server.resume()
+      await waitForState(kitA, 'ready')
+      await kitA.client.exists('barrier') // the replay, sent before the switch, has run
+      assert.equal(await direct.exists(`session:${seenByA.sid}`), 0)
+      assert.equal(await direct.exists(`session:${onlyOnB.sid}`), 0, 'the clear reached Redis')
+      await request(b.app).get('/me').set('Cookie', onlyOnB.cookie).expect(401)
+    })
+
+    it('a clear during an outage still reaches Redis when session writes had filled the journal', async () => {
+      const kitA = await readyKit({ journal: { maxEntries: 3 } })
+      const a = sessionApp(kitA)
+      const b = await app()
+      const onlyOnB = await login(b, 'b1')
+      const seenByA = await login(a, 'a0')
+
+      server.pause()
+      await request(a.app).get('/me').set('Cookie', seenByA.cookie).expect(200) // notices the hang
+      for (const user of ['a1', 'a2', 'a3']) await login(a, user)
+      assert.equal(kitA.manager.journal.size, 3, 'the journal is full of session writes')
+      await a.middleware.store.clear()
+      const afterClear = await login(a, 'a4')
+
+      server.resume()
+      await waitForState(kitA, 'ready')
+      await kitA.client.exists('barrier')
+      assert.equal(await direct.exists(`session:${onlyOnB.sid}`), 0, 'the clear reached Redis')
+      assert.equal(await direct.exists(`session:${seenByA.sid}`), 0)
+      assert.ok(await direct.get(`session:${afterClear.sid}`), 'a login made after the clear is kept')
+    })
   })
 
   describe('regenerate and corrupt data', () => {
