@@ -26,6 +26,8 @@ export interface DualCall<T> {
 }
 
 const AVAILABILITY_REPLIES = /^(NOAUTH|WRONGPASS|LOADING|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|BUSY|MISCONF|OOM|NOREPLICAS)\b/
+/** Refusals of writes only: such a Redis still answers PING. */
+const WRITE_REFUSALS = /^(OOM|READONLY|MISCONF|NOREPLICAS)\b/
 const BAD_DATABASE = /DB index is out of range|invalid DB index/i
 const TRANSPORT_ERRORS = /timed out|isn't writeable|Connection is closed|Connection closed|connect|socket|ECONN|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN/i
 
@@ -37,9 +39,14 @@ export function isOutage(error: unknown): boolean {
     || TRANSPORT_ERRORS.test(`${error.message} ${(error as { code?: string }).code ?? ''}`)
 }
 
-/** ioredis refused to send because the socket was already down: the write certainly did not run. */
-export function neverSent(error: unknown): boolean {
-  return error instanceof Error && /isn't writeable/.test(error.message)
+/**
+ * The write certainly did not run: ioredis refused to send it (the socket was already down), or
+ * Redis refused to run it (OOM, READONLY, MISCONF, LOADING … are checked before a command runs).
+ */
+export function neverRan(error: unknown): boolean {
+  if (!(error instanceof Error)) return false
+  if (error.name === 'ReplyError') return AVAILABILITY_REPLIES.test(error.message)
+  return /isn't writeable/.test(error.message)
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -168,8 +175,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     if (!isOutage(error)) throw error
     this.degrade(error as Error)
     // A write that was sent and timed out may still run on Redis: journaling it too would
-    // apply it twice, so only writes that certainly never left are replayed.
-    return neverSent(error as Error) ? this.fromMemory(call) : call.memory()
+    // apply it twice, so only writes that certainly never ran are replayed.
+    return neverRan(error) ? this.fromMemory(call) : call.memory()
   }
 
   private fromMemory<T>(call: DualCall<T>): T {
@@ -281,10 +288,16 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
         await withTimeout(client.ping(), this.config.commandTimeoutMs, 'PING')
         if (this.selectFailed) throw this.selectFailed
         if (this.closed) return
+        // A Redis that refused writes (full, a read-only replica, a failing disk) answers PING all
+        // the same: a write that expires at once tells whether the journal can go back yet.
+        if (this.error && WRITE_REFUSALS.test(this.error.message)) {
+          await withTimeout(client.set(this.key('kit:', 'write-probe'), '1', 'PX', 1000), this.config.commandTimeoutMs, 'Write probe')
+        }
+        // A replay refused or cut off puts the kit back to degraded: the probe below tries again.
         await this.replayAndResume(client)
-        return
+      } else if (client.status === 'end' && !this.ownsClient) {
+        client.connect().catch(() => {})
       }
-      if (client.status === 'end' && !this.ownsClient) client.connect().catch(() => {})
     } catch (error) {
       this.degrade(error as Error)
     } finally {
@@ -302,7 +315,6 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   private async replayAndResume(client: RedisClient): Promise<void> {
     const entries = this.journal.take()
     const replies = entries.map((entry) => this.replay(client, entry))
-    this.probeAttempt = 0
     this.error = undefined
     this.setState('ready')
     const results = await Promise.allSettled(replies)
@@ -320,6 +332,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     if (failed.length > 0) {
       this.journal.restore(failed)
       this.degrade(outage as Error)
+    } else {
+      this.probeAttempt = 0 // the back-off grows while replays keep failing (a Redis refusing writes)
     }
   }
 
@@ -337,7 +351,11 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
       incrby: (key, delta) => { multi.incrby(key, delta) },
       pexpireat: (key, at) => { multi.pexpireat(key, at) },
     })
-    const replies = await withTimeout(multi.exec(), timeout, 'Replay')
+    const replies = await withTimeout(multi.exec(), timeout, 'Replay').catch((error: unknown) => {
+      // A command Redis refused while queueing (OOM, READONLY …) aborts the whole MULTI with
+      // EXECABORT: the refusal is what says whether to keep the entry for the next attempt.
+      throw (error as { previousErrors?: unknown[] }).previousErrors?.[0] ?? error
+    })
     const failure = replies?.find(([error]) => error)?.[0]
     if (failure) throw failure
   }

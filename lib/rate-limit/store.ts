@@ -10,7 +10,7 @@
  */
 import type { ClientRateLimitInfo, Options as ExpressRateLimitOptions, Store } from 'express-rate-limit'
 import { RedisStore, type RedisReply } from 'rate-limit-redis'
-import { isOutage, neverSent, type ConnectionManager } from '../connection.js'
+import { isOutage, neverRan, type ConnectionManager } from '../connection.js'
 import type { MemoryStore } from '../memory.js'
 import type { RedisClient } from '../redis-types.js'
 import type { RedisDownPolicy } from './options.js'
@@ -246,7 +246,7 @@ export class FailoverRateLimitStore implements Store {
       await client.eval(RECONCILE, 1, full, add, open ? Math.ceil(ttl) : 1, reset ? '1' : '0')
     } catch (error) {
       // Sent and then lost (timeout, closed socket): it may have run, so it is not retried.
-      if (neverSent(error)) this.putBack(full, pending, hits, reset)
+      if (neverRan(error)) this.putBack(full, pending, hits, reset)
       throw error
     }
   }

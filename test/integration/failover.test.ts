@@ -115,6 +115,47 @@ describe('failover: Redis killed, hung, restarted', function () {
     redis.disconnect()
   })
 
+  it('writes Redis refuses (OOM: maxmemory reached) are answered from memory and reach Redis once it accepts writes', async () => {
+    const redis = direct(server)
+    after(() => redis.disconnect())
+    await redis.config('SET', 'maxmemory-policy', 'noeviction')
+    await redis.config('SET', 'maxmemory', '1')
+    // Refused before it ran: journaled, not lost. Reads still work, so the kit keeps trying.
+    assert.equal(await kit.client.set('refused', { by: 'oom' }), true)
+    assert.equal(await kit.client.increment('refused:count', 5), 5)
+    assert.deepEqual(await kit.client.get('refused'), { by: 'oom' })
+    assert.equal(kit.state, 'degraded')
+    // PING still works, but the kit does not flap back to Redis while writes are refused.
+    const changes: string[] = []
+    kit.on('stateChange', (to) => changes.push(to))
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    assert.deepEqual(changes, [], 'stays degraded while Redis refuses writes')
+    assert.equal(kit.manager.journal.size, 2, 'the refused writes are kept for later')
+    await redis.config('SET', 'maxmemory', '0')
+    await waitForState(kit, 'ready')
+    await kit.client.exists('barrier') // the replay, sent before the switch, has run
+    assert.ok((await redis.pttl('refused')) > 3_500_000, 'written back with its TTL')
+    assert.equal(await redis.get('refused:count'), '5')
+    assert.equal(kit.manager.journal.size, 0)
+  })
+
+  it('a replay cut off by a new failure goes back to the journal and the kit keeps trying until it lands', async () => {
+    await server.kill()
+    await waitForState(kit, 'degraded')
+    let attempts = 0
+    kit.manager.recordCustom('flaky', async () => {
+      attempts++
+      if (attempts === 1) throw new Error('Connection is closed.') // Redis dropped again mid-replay
+    })
+    await server.start()
+    const deadline = Date.now() + 5000
+    while (!(attempts === 2 && kit.state === 'ready')) {
+      if (Date.now() > deadline) assert.fail(`replay attempts ${attempts}, state ${kit.state}: the kit stopped trying`)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    assert.equal(kit.manager.journal.size, 0)
+  })
+
   it('restarted: writes made during the outage are replayed in order, with their TTLs', async () => {
     await kit.client.set('kept', 'old')
     await kit.client.set('removed', 'x')
