@@ -156,7 +156,6 @@ export class FailoverSessionStore extends session.Store {
     const ttlMs = ttlSeconds * 1000
     const remember = (): void => {
       this.memory.set(key, text, ttlMs)
-      this.redisExpiry.set(sid, Date.now() + ttlMs)
       this.keptAfterClear?.add(key)
     }
     return this.answer('write', undefined, callback, () => this.manager.run({
@@ -164,8 +163,13 @@ export class FailoverSessionStore extends session.Store {
         this.serialized.set(sess, text)
         await this.redis().set(sid, sess)
         remember()
+        this.redisExpiry.set(sid, Date.now() + ttlMs)
       },
-      memory: remember,
+      memory: () => {
+        remember()
+        // Redis may never get this write (an in-doubt one is not journaled): touch it next time.
+        this.redisExpiry.delete(sid)
+      },
       journal: { op: 'set', key, value: text, expiresAt: Date.now() + ttlMs },
     }))
   }
