@@ -2,7 +2,7 @@
  * Explicit options and the environment, parsed once into a fully-required config.
  * Everything wrong is reported here, at start-up, with the option's name and the fix.
  */
-import { invalidOption } from './errors.js'
+import { closestName, invalidOption } from './errors.js'
 import type { JournalOptions, KitOptions, Logger, MemoryOptions } from './types.js'
 import type { RedisClient } from './redis-types.js'
 
@@ -34,16 +34,10 @@ const KNOWN_OPTIONS: readonly (keyof KitOptions)[] = [
   'healthTimeoutMs', 'maxRetryDelayMs', 'memory', 'journal', 'logger', 'redis', 'env',
 ]
 
-/** Lowercased, without `_`/`-`: `keyprefix` and `key_prefix` both find `keyPrefix`. */
-function closest(name: string, known: readonly string[]): string | undefined {
-  const squash = (s: string) => s.toLowerCase().replace(/[-_]/g, '')
-  return known.find((k) => squash(k) === squash(name))
-}
-
 function rejectUnknown(options: object, known: readonly string[], where: string): void {
   for (const name of Object.keys(options)) {
     if (known.includes(name)) continue
-    const guess = closest(name, known)
+    const guess = closestName(name, known)
     throw invalidOption(`${where}\`${name}\``, 'is not an option',
       guess ? `Did you mean \`${guess}\`?` : `Known options: ${known.join(', ')}.`)
   }

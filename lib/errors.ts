@@ -20,6 +20,17 @@ export function invalidOption(option: string, problem: string, fix: string): Kit
   return new KitError('ERR_KIT_INVALID_OPTION', `express-redis-kit: ${option} ${problem}. ${fix}`)
 }
 
+/** Option names compared for a "Did you mean": lowercased, without `_` / `-`. */
+export function squashName(name: string): string {
+  return name.toLowerCase().replace(/[-_]/g, '')
+}
+
+/** The known option `name` most likely meant (`key_prefix` finds `keyPrefix`), if any. */
+export function closestName(name: string, known: readonly string[]): string | undefined {
+  const squashed = squashName(name)
+  return known.find((k) => squashName(k) === squashed)
+}
+
 export function invalidArgument(method: string, problem: string): KitError {
   return new KitError('ERR_KIT_INVALID_ARGUMENT', `express-redis-kit: ${method}: ${problem}`)
 }

@@ -3,7 +3,7 @@
  * config. Anything wrong is reported when the middleware is created, never per request.
  */
 import type { Request, Response } from 'express'
-import { invalidOption } from '../errors.js'
+import { closestName, invalidOption } from '../errors.js'
 
 export interface CacheOptions {
   /** Seconds a stored response is served as fresh. Defaults to `300`. */
@@ -164,8 +164,7 @@ export function parseCacheOptions(options: Readonly<Partial<CacheOptions>> | und
   }
   for (const name of Object.keys(given)) {
     if ((KNOWN as readonly string[]).includes(name)) continue
-    const squash = (s: string): string => s.toLowerCase().replace(/[-_]/g, '')
-    const guess = KNOWN.find((known) => squash(known) === squash(name)) ?? ALIASES[name]
+    const guess = closestName(name, KNOWN) ?? ALIASES[name]
     throw invalidOption(option(name), 'is not an option',
       guess ? `Did you mean \`${guess}\`?` : `Known options: ${KNOWN.join(', ')}.`)
   }

@@ -5,7 +5,7 @@
  * express-rate-limit's own validations, which keep running.
  */
 import type { Options as ExpressRateLimitOptions, ValueDeterminingMiddleware } from 'express-rate-limit'
-import { invalidOption } from '../errors.js'
+import { closestName, invalidOption } from '../errors.js'
 
 /** What a limiter does while Redis cannot answer. */
 export type RedisDownPolicy = 'memory' | 'allow' | 'deny'
@@ -60,10 +60,6 @@ const NAME = /^[A-Za-z0-9_.-]{1,64}$/
 /** express-rate-limit's default window; repeated because the store needs it before the middleware exists. */
 const DEFAULT_WINDOW_MS = 60_000
 const MAX_WINDOW_MS = 2 ** 31 - 1
-
-function squash(name: string): string {
-  return name.toLowerCase().replace(/[-_]/g, '')
-}
 
 function parseName(value: unknown): string {
   if (value === undefined) return 'default'
@@ -123,8 +119,8 @@ export function parseRateLimitOptions(options: Readonly<Partial<RateLimitOptions
       'Remove `store`; use `name` to give this limiter its own keys, or call express-rate-limit directly for a store of your own.')
   }
   for (const key of Object.keys(options)) {
-    const own = STORE_OPTIONS.find((known) => known !== key && squash(known) === squash(key))
-    if (own) throw invalidOption(`rateLimit \`${key}\``, 'is not an option', `Did you mean \`${own}\`?`)
+    const own = closestName(key, STORE_OPTIONS)
+    if (own !== undefined && own !== key) throw invalidOption(`rateLimit \`${key}\``, 'is not an option', `Did you mean \`${own}\`?`)
   }
   const name = parseName(options.name)
   const onRedisDown = parsePolicy(options.onRedisDown)

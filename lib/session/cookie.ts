@@ -3,7 +3,7 @@
  * fails later, per request (a `maxAge` of '1h' leaves every login without a response).
  */
 import type { CookieOptions } from 'express-session'
-import { invalidOption } from '../errors.js'
+import { closestName, invalidOption } from '../errors.js'
 
 type Check = (value: unknown) => boolean
 const isBoolean: Check = (value) => typeof value === 'boolean'
@@ -36,7 +36,7 @@ export function parseCookie(value: unknown, production: boolean): CookieOptions 
     if (option === undefined) continue
     const rule = COOKIE_OPTIONS[name]
     if (rule === undefined) {
-      const guess = Object.keys(COOKIE_OPTIONS).find((known) => known.toLowerCase() === name.toLowerCase())
+      const guess = closestName(name, Object.keys(COOKIE_OPTIONS))
       throw invalidOption(`session \`cookie.${name}\``, 'is not a cookie option',
         guess ? `Did you mean \`cookie.${guess}\`?` : `Known cookie options: ${Object.keys(COOKIE_OPTIONS).join(', ')}.`)
     }

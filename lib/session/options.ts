@@ -3,7 +3,7 @@
  * options, parsed once at start-up. Everything wrong throws here with the option's name and the fix.
  */
 import type { CookieOptions, SessionData, SessionOptions as ExpressSessionOptions } from 'express-session'
-import { invalidOption } from '../errors.js'
+import { closestName, invalidOption, squashName } from '../errors.js'
 import { parseCookie } from './cookie.js'
 
 /** How session data is written to Redis and memory. `JSON` (the connect-redis default) is used when omitted. */
@@ -63,10 +63,6 @@ const EXPRESS_OPTIONS = ['secret', 'genid', 'name', 'cookie', 'rolling', 'resave
 const STORE_OPTIONS = ['ttlMs', 'touchAfterMs', 'serializer'] as const
 const KNOWN: readonly string[] = [...EXPRESS_OPTIONS, ...STORE_OPTIONS]
 const DEFAULT_TTL_MS = 24 * 60 * 60 * 1000
-
-function squash(name: string): string {
-  return name.toLowerCase().replace(/[-_]/g, '')
-}
 
 function checkBoolean(options: Readonly<Record<string, unknown>>, name: string): void {
   const value = options[name]
@@ -141,7 +137,7 @@ export function parseSessionOptions(
       throw invalidOption('session `store`', 'cannot be set', 'kit.session() brings its own failover store; '
         + 'to use another store, call express-session directly.')
     }
-    const guess = KNOWN.find((k) => squash(k) === squash(name)) ?? KNOWN.find((k) => squash(k).startsWith(squash(name)))
+    const guess = closestName(name, KNOWN) ?? KNOWN.find((k) => squashName(k).startsWith(squashName(name)))
     throw invalidOption(`session \`${name}\``, 'is not an option', guess ? `Did you mean \`${guess}\`?` : `Known options: ${KNOWN.join(', ')}.`)
   }
   for (const name of ['rolling', 'resave', 'proxy', 'saveUninitialized']) checkBoolean(given, name)
