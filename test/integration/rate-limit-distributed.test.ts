@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { Redis } from 'ioredis'
 import type { KitState } from '../../lib/index.js'
+import { eventually } from '../helpers/kit.js'
 import { hit, tally } from '../helpers/rate-limit-app.js'
 import { RedisServer } from '../helpers/redis-server.js'
 
@@ -120,10 +121,7 @@ describe('kit.rateLimit() across two app processes', function () {
     await Promise.all(apps.map((a) => a.waitFor('ready')))
     // Each process reports 'ready' as soon as its replay is written; the replies follow.
     let count: string | null = null
-    for (const deadline = Date.now() + 5000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
-      count = await inspect.get('rate:shared:xavier')
-      if (count === '30') break
-    }
+    await eventually(async () => (count = await inspect.get('rate:shared:xavier')) === '30', 5000, 'rate:shared:xavier at 30')
     assert.equal(count, '30')
     const after = await spread(apps, 'xavier', 4)
     assert.deepEqual(tally(after.statuses), { 429: 4 })

@@ -10,8 +10,8 @@ import { Readable } from 'node:stream'
 import express from 'express'
 import request from 'supertest'
 import { ALL_BYTES, createCacheApp, PNG } from '../helpers/cache-app.js'
-import { eventually, listen, rawRequest, type Listening } from '../helpers/cache-http.js'
-import { testKit } from '../helpers/kit.js'
+import { listen, rawRequest, type Listening } from '../helpers/cache-http.js'
+import { eventually, testKit } from '../helpers/kit.js'
 import type { CacheOptions, Kit } from '../../lib/index.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
