@@ -36,13 +36,6 @@ const CONNECTIONS = 32
 
 // ---------------------------------------------------------------- app process
 
-/** The kit as users run it: the compiled build (`npm run bench` builds first), not lib/ through tsx. */
-const KIT_DIR = join(__dirname, '..', 'dist', 'cjs')
-
-function kitModule<T>(name: string): T {
-  return require(join(KIT_DIR, `${name}.js`)) as T
-}
-
 async function serve(variant: Variant, redisPort: number): Promise<void> {
   const { default: express } = await import('express')
   const { default: session } = await import('express-session')
@@ -56,8 +49,9 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
   let close: () => Promise<void>
   if (variant === 'raw' || variant === 'raw-kit-client') {
     const { RedisStore } = await import('connect-redis')
-    const { resolveConfig } = kitModule<typeof import('../lib/config.js')>('config')
-    const { createRedisClient } = kitModule<typeof import('../lib/redis-client.js')>('redis-client')
+    // The compiled build, as users run it (`npm run bench` builds first), not lib/ through tsx.
+    const { resolveConfig } = require('../dist/cjs/config.js') as typeof import('../lib/config.js')
+    const { createRedisClient } = require('../dist/cjs/redis-client.js') as typeof import('../lib/redis-client.js')
     const client = variant === 'raw'
       ? new Redis(url, { lazyConnect: true })
       : createRedisClient(resolveConfig({ url, env: {}, logger: false }))
@@ -68,7 +62,7 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
     }))
     close = async () => { client.disconnect() }
   } else {
-    const { createKit } = kitModule<typeof import('../lib/index.js')>('index')
+    const { createKit } = require('../dist/cjs/index.js') as typeof import('../lib/index.js')
     const kit = createKit({ url, env: {}, logger: false })
     await kit.ready()
     if (kit.state !== 'ready') throw new Error(`kit is ${kit.state}`)
