@@ -133,7 +133,6 @@ describe('failover: Redis killed, hung, restarted', function () {
     assert.equal(kit.manager.journal.size, 2, 'the refused writes are kept for later')
     await redis.config('SET', 'maxmemory', '0')
     await waitForState(kit, 'ready')
-    await kit.client.exists('barrier') // the replay, sent before the switch, has run
     assert.ok((await redis.pttl('refused')) > 3_500_000, 'written back with its TTL')
     assert.equal(await redis.get('refused:count'), '5')
     assert.equal(kit.manager.journal.size, 0)

@@ -178,13 +178,11 @@ describe('session store: touch throttling and SCAN', function () {
 
       server.resume()
       await waitForState(kitA, 'ready')
-      await kitA.client.exists('barrier') // the replay, sent before the switch, has run
       assert.equal(await direct.exists(`session:${seenByA.sid}`), 0)
       assert.equal(await direct.exists(`session:${onlyOnB.sid}`), 0, 'the clear reached sessions this instance never saw')
       assert.ok(await direct.get(`session:${afterClear.sid}`), 'a login made after the clear is kept')
       await request(b.app).get('/me').set('Cookie', afterClear.cookie).expect(200)
     })
-
 
     it('a clear that meets a Redis just hung (the kit still ready) is journaled and reaches Redis on recovery', async () => {
       const kitA = await readyKit()
@@ -201,7 +199,6 @@ describe('session store: touch throttling and SCAN', function () {
 
       server.resume()
       await waitForState(kitA, 'ready')
-      await kitA.client.exists('barrier') // the replay, sent before the switch, has run
       assert.equal(await direct.exists(`session:${seenByA.sid}`), 0)
       assert.equal(await direct.exists(`session:${onlyOnB.sid}`), 0, 'the clear reached Redis')
       await request(b.app).get('/me').set('Cookie', onlyOnB.cookie).expect(401)
@@ -223,7 +220,6 @@ describe('session store: touch throttling and SCAN', function () {
 
       server.resume()
       await waitForState(kitA, 'ready')
-      await kitA.client.exists('barrier')
       assert.equal(await direct.exists(`session:${onlyOnB.sid}`), 0, 'the clear reached Redis')
       assert.equal(await direct.exists(`session:${seenByA.sid}`), 0)
       assert.ok(await direct.get(`session:${afterClear.sid}`), 'a login made after the clear is kept')
