@@ -51,7 +51,7 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
     }
   } else {
     const { resolveConfig } = require('../dist/cjs/config.js') as typeof import('../lib/config.js')
-    const { createRedisClient } = require('../dist/cjs/redis-client.js') as typeof import('../lib/redis-client.js')
+    const { createRedisClient } = require('../dist/cjs/core/redis-client.js') as typeof import('../lib/core/redis-client.js')
     const client = createRedisClient(resolveConfig({ url, env: {}, logger: false }))
     await client.connect()
     if (variant === 'raw') {

@@ -2,24 +2,32 @@
  * `kit.client`: a small key-value API with the same semantics on Redis and in memory.
  * Each method is written twice (Redis, memory) and the connection manager picks one per call;
  * while Redis is up, writes also refresh the memory twin so an outage starts from what this
- * instance last wrote.
+ * instance last wrote. Arguments are checked before either half runs, so a value or TTL that
+ * Redis would refuse, memory could not hold or JSON cannot encode fails the same way in every mode.
  */
 import { decodeValue, encodeValue } from './codec.js'
-import type { ConnectionManager } from './connection.js'
+import type { FeatureContext } from './core/context.js'
 import { invalidArgument, KitError } from './errors.js'
-import type { MemoryStore } from './memory.js'
 import type { KitValue } from './types.js'
 
 const NOT_INTEGER = 'value is not an integer or out of range'
+/** Redis' default `proto-max-bulk-len`: a larger value is refused. */
+const MAX_REDIS_VALUE_BYTES = 512 * 1024 * 1024
 
 function checkKey(method: string, key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key === '') throw invalidArgument(method, 'key must be a non-empty string')
+  if (typeof key !== 'string' || key === '') throw invalidArgument(method, `key must be a non-empty string, got ${typeof key === 'string' ? "''" : typeof key}`)
 }
 
-function checkSeconds(method: string, name: string, value: unknown): asserts value is number {
+/** Seconds to whole milliseconds, refusing what Redis (or a JS clock) cannot represent. */
+function ttlMs(method: string, name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw invalidArgument(method, `${name} must be a positive number of seconds, got ${String(value)}`)
   }
+  const ms = Math.ceil(value * 1000)
+  if (!Number.isSafeInteger(Date.now() + ms)) {
+    throw invalidArgument(method, `${name} of ${String(value)} seconds is beyond what Redis can expire; use at most ${Math.floor((Number.MAX_SAFE_INTEGER - Date.now()) / 1000)} seconds`)
+  }
+  return ms
 }
 
 /** Redis INCRBY's rule: the stored text must be a base-10 64-bit integer. */
@@ -34,61 +42,74 @@ function isNotInteger(error: unknown): boolean {
 }
 
 export class KeyValueClient {
-  private readonly manager: ConnectionManager
-  private readonly memory: MemoryStore
+  private readonly ctx: FeatureContext
 
-  constructor(manager: ConnectionManager) {
-    this.manager = manager
-    this.memory = manager.memory('client')
-    manager.registerFeature('client')
+  constructor(ctx: FeatureContext) {
+    this.ctx = ctx
+    ctx.register()
   }
 
-  private key(key: string): string {
-    return this.manager.key('', key)
+  /** A value must fit the memory twin and the journal (it may have to live there) and Redis. */
+  private encode(method: string, full: string, value: KitValue): string {
+    const encoded = encodeValue(value, method)
+    const bytes = 2 * (encoded.length + full.length)
+    const { memory, journal } = this.ctx.settings
+    const limit = Math.min(memory.maxBytes, journal.maxBytes)
+    if (bytes > limit) {
+      throw invalidArgument(method, `the value is too large to keep through an outage (about ${bytes} bytes; memory.maxBytes is ${memory.maxBytes} `
+        + `and journal.maxBytes ${journal.maxBytes} per feature). Store less, or raise both limits in createKit()`)
+    }
+    if (encoded.length > MAX_REDIS_VALUE_BYTES / 4 && Buffer.byteLength(encoded) > MAX_REDIS_VALUE_BYTES) {
+      throw invalidArgument(method, 'the value is larger than Redis accepts (512 MiB)')
+    }
+    return encoded
   }
 
   /** The value stored under `key`, or `null` when there is none. */
   async get(key: string): Promise<KitValue | null> {
     checkKey('get', key)
-    const full = this.key(key)
-    return this.manager.run({
+    const full = this.ctx.key(key)
+    const memory = this.ctx.memory
+    return this.ctx.run({
       redis: async (redis) => decodeValue(await redis.get(full)),
-      memory: () => decodeValue(this.memory.get(full)),
+      memory: () => decodeValue(memory.get(full)),
     })
   }
 
   /** Stores `value` for `ttl` seconds (default one hour). Resolves `true`. */
   async set(key: string, value: KitValue, ttl = 3600): Promise<boolean> {
     checkKey('set', key)
-    checkSeconds('set', 'ttl', ttl)
-    const full = this.key(key)
-    const encoded = encodeValue(value, 'set')
-    const ttlMs = Math.ceil(ttl * 1000)
-    const remember = (): boolean => { this.memory.set(full, encoded, ttlMs); return true }
-    return this.manager.run({
-      redis: async (redis) => { await redis.set(full, encoded, 'PX', ttlMs); return remember() },
+    const ms = ttlMs('set', 'ttl', ttl)
+    const full = this.ctx.key(key)
+    const encoded = this.encode('set', full, value)
+    const memory = this.ctx.memory
+    const remember = (): boolean => { memory.set(full, encoded, ms); return true }
+    return this.ctx.run({
+      redis: async (redis) => { await redis.set(full, encoded, 'PX', ms); return remember() },
       memory: remember,
-      journal: { op: 'set', key: full, value: encoded, expiresAt: Date.now() + ttlMs },
+      journal: { op: 'set', key: full, value: encoded, expiresAt: Date.now() + ms },
     })
   }
 
   /** Removes `key`; resolves whether it existed. */
   async delete(key: string): Promise<boolean> {
     checkKey('delete', key)
-    const full = this.key(key)
-    return this.manager.run({
-      redis: async (redis) => { this.memory.delete(full); return (await redis.del(full)) > 0 },
-      memory: () => this.memory.delete(full),
+    const full = this.ctx.key(key)
+    const memory = this.ctx.memory
+    return this.ctx.run({
+      redis: async (redis) => { memory.delete(full); return (await redis.del(full)) > 0 },
+      memory: () => memory.delete(full),
       journal: { op: 'del', key: full },
     })
   }
 
   async exists(key: string): Promise<boolean> {
     checkKey('exists', key)
-    const full = this.key(key)
-    return this.manager.run({
+    const full = this.ctx.key(key)
+    const memory = this.ctx.memory
+    return this.ctx.run({
       redis: async (redis) => (await redis.exists(full)) > 0,
-      memory: () => this.memory.has(full),
+      memory: () => memory.has(full),
     })
   }
 
@@ -99,13 +120,9 @@ export class KeyValueClient {
   async increment(key: string, amount = 1): Promise<number> {
     checkKey('increment', key)
     if (!Number.isSafeInteger(amount)) throw invalidArgument('increment', `amount must be an integer, got ${String(amount)}`)
-    const full = this.key(key)
-    const inMemory = (): number => {
-      const next = parseInteger(this.memory.get(full)) + amount
-      this.memory.replaceKeepTtl(full, String(next))
-      return next
-    }
-    return this.manager.run({
+    const full = this.ctx.key(key)
+    const memory = this.ctx.memory
+    return this.ctx.run({
       redis: async (redis) => {
         let next: number
         try {
@@ -114,10 +131,14 @@ export class KeyValueClient {
           if (isNotInteger(error)) throw new KitError('ERR_KIT_NOT_INTEGER', NOT_INTEGER)
           throw error
         }
-        this.memory.replaceKeepTtl(full, String(next))
+        memory.replaceKeepTtl(full, String(next))
         return next
       },
-      memory: inMemory,
+      memory: () => {
+        const next = parseInteger(memory.get(full)) + amount
+        memory.replaceKeepTtl(full, String(next))
+        return next
+      },
       journal: { op: 'incrby', key: full, delta: amount },
     })
   }
@@ -125,13 +146,13 @@ export class KeyValueClient {
   /** Sets `key` to expire in `seconds`; resolves whether the key exists. */
   async expire(key: string, seconds: number): Promise<boolean> {
     checkKey('expire', key)
-    checkSeconds('expire', 'seconds', seconds)
-    const full = this.key(key)
-    const ttlMs = Math.ceil(seconds * 1000)
-    return this.manager.run({
-      redis: async (redis) => { this.memory.expire(full, ttlMs); return (await redis.pexpire(full, ttlMs)) === 1 },
-      memory: () => this.memory.expire(full, ttlMs),
-      journal: { op: 'pexpireat', key: full, at: Date.now() + ttlMs },
+    const ms = ttlMs('expire', 'seconds', seconds)
+    const full = this.ctx.key(key)
+    const memory = this.ctx.memory
+    return this.ctx.run({
+      redis: async (redis) => { memory.expire(full, ms); return (await redis.pexpire(full, ms)) === 1 },
+      memory: () => memory.expire(full, ms),
+      journal: { op: 'pexpireat', key: full, at: Date.now() + ms },
     })
   }
 }

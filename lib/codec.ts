@@ -16,7 +16,15 @@ export function encodeValue(value: KitValue, method: string): string {
   if (value === undefined || typeof value === 'function' || typeof value === 'symbol' || typeof value === 'bigint') {
     throw invalidArgument(method, `cannot store a value of type ${typeof value}; use a string, number, boolean, null, object or array`)
   }
-  return JSON.stringify(value)
+  let json: string | undefined
+  try {
+    json = JSON.stringify(value)
+  } catch (error) {
+    // Circular structures, BigInt inside objects, a toJSON() that throws.
+    throw invalidArgument(method, `cannot encode the value as JSON (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); store plain data`)
+  }
+  if (json === undefined) throw invalidArgument(method, 'the value encodes to nothing in JSON (its toJSON() returned undefined); store plain data')
+  return json
 }
 
 export function decodeValue(raw: string | null | undefined): KitValue | null {

@@ -4,7 +4,7 @@
  */
 import { closestName, invalidOption } from './errors.js'
 import type { JournalOptions, KitOptions, Logger, MemoryOptions } from './types.js'
-import type { RedisClient } from './redis-types.js'
+import type { RedisClient } from './core/redis-types.js'
 
 export interface KitConfig {
   enabled: boolean
@@ -63,10 +63,13 @@ function parseDb(value: number | string, name: string): number {
   return db
 }
 
+/** Node clamps longer timers to 1 ms, so a longer timeout would silently become no wait at all. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 function duration(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw invalidOption(name, `is \`${String(value)}\``, `Use a positive number of milliseconds (default ${fallback}).`)
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
+    throw invalidOption(name, `is \`${String(value)}\``, `Use a positive number of milliseconds up to ${MAX_TIMER_MS} (default ${fallback}).`)
   }
   return value
 }
@@ -150,7 +153,7 @@ export function resolveConfig(options: Readonly<Partial<KitOptions>> = {}): KitC
   const memory = options.memory ?? {}
   rejectUnknown(memory, ['maxEntries', 'maxBytes'], 'memory.')
   const journal = options.journal ?? {}
-  rejectUnknown(journal, ['maxEntries'], 'journal.')
+  rejectUnknown(journal, ['maxEntries', 'maxBytes'], 'journal.')
 
   if (options.redis !== undefined && (typeof options.redis !== 'object' || typeof options.redis.call !== 'function')) {
     throw invalidOption('`redis`', 'is not an ioredis client', 'Pass new Redis(...) from ioredis, or use `url`.')
@@ -175,7 +178,10 @@ export function resolveConfig(options: Readonly<Partial<KitOptions>> = {}): KitC
       maxEntries: positiveInteger(memory.maxEntries, 10_000, '`memory.maxEntries`'),
       maxBytes: positiveInteger(memory.maxBytes, 32 * 1024 * 1024, '`memory.maxBytes`'),
     },
-    journal: { maxEntries: positiveInteger(journal.maxEntries, 10_000, '`journal.maxEntries`') },
+    journal: {
+      maxEntries: positiveInteger(journal.maxEntries, 10_000, '`journal.maxEntries`'),
+      maxBytes: positiveInteger(journal.maxBytes, 64 * 1024 * 1024, '`journal.maxBytes`'),
+    },
     logger: parseLogger(options.logger),
     redis: options.redis,
     env,

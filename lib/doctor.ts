@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis'
 import { redactText, resolveConfig, type KitConfig } from './config.js'
-import { createRedisClient } from './redis-client.js'
+import { createRedisClient } from './core/redis-client.js'
 import type { KitOptions } from './types.js'
 
 export interface DoctorReport {

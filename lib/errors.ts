@@ -3,6 +3,7 @@ export type KitErrorCode =
   | 'ERR_KIT_INVALID_OPTION'
   | 'ERR_KIT_INVALID_ARGUMENT'
   | 'ERR_KIT_NOT_INTEGER'
+  | 'ERR_KIT_WRONG_TYPE'
   | 'ERR_KIT_CLOSED'
 
 /** The one error class the kit throws. Messages never contain a password. */

@@ -4,7 +4,7 @@
  * which is what liveness/readiness probes should watch.
  */
 import express, { type Request, type Response, type Router } from 'express'
-import type { ConnectionManager } from './connection.js'
+import type { ConnectionManager } from './core/manager.js'
 
 export function createHealthRouter(manager: ConnectionManager): Router {
   const router = express.Router()
@@ -15,12 +15,14 @@ export function createHealthRouter(manager: ConnectionManager): Router {
       res.status(200).json({ status: 'disabled', message: 'Redis is not available or not configured' })
       return
     }
+    // The kit's own verdict first: a live PING can succeed while the kit cannot use Redis
+    // (a database the server does not have, writes refused, a replay still running).
     try {
       const latency = await manager.ping()
       res.status(200).json({ status: 'healthy', latency_ms: Math.round(latency * 100) / 100, message: 'Redis connection is healthy' })
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error)
-      res.status(503).json({ status: 'unhealthy', error: reason, message: 'Redis connection failed' })
+      res.status(503).json({ status: 'unhealthy', error: `${manager.server}: ${reason}`, message: 'Redis connection failed' })
     }
   })
 
@@ -38,7 +40,8 @@ export function createHealthRouter(manager: ConnectionManager): Router {
         ...(manager.lastError && state !== 'ready' ? { error: manager.lastError.message } : {}),
       },
       features,
-      journal: { pending: manager.journal.size },
+      server: manager.server,
+      journal: { pending: manager.pending, batchesInDoubt: manager.batchesInDoubt },
     })
   })
 

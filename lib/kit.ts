@@ -3,11 +3,12 @@ import type { RequestHandler, Router } from 'express'
 import { createCache, invalidateCache, type CacheOptions, type InvalidateTarget } from './cache/index.js'
 import { KeyValueClient } from './client.js'
 import { resolveConfig } from './config.js'
-import { ConnectionManager } from './connection.js'
+import { ConnectionManager } from './core/manager.js'
 import { createHealthRouter } from './health.js'
 import type { RateLimitRequestHandler } from 'express-rate-limit'
-import { createRateLimit, type RateLimitOptions } from './rate-limit.js'
-import { createSessionMiddleware, type SessionMiddleware, type SessionOptions } from './session.js'
+import { createRateLimit, FailoverRateLimitStore, type FailoverRateLimitStoreOptions, type RateLimitOptions } from './rate-limit.js'
+import { parseRateLimitStoreOptions } from './rate-limit/options.js'
+import { createSessionMiddleware, FailoverSessionStore, type SessionMiddleware, type SessionOptions, type SessionStoreOptions } from './session.js'
 import type { KitEvents, KitOptions, KitState } from './types.js'
 
 export class Kit {
@@ -18,7 +19,7 @@ export class Kit {
 
   constructor(options: Readonly<Partial<KitOptions>> = {}) {
     this.manager = new ConnectionManager(resolveConfig(options))
-    this.client = new KeyValueClient(this.manager)
+    this.client = new KeyValueClient(this.manager.context('client', ''))
   }
 
   /** `'disabled' | 'connecting' | 'ready' | 'degraded'`. */
@@ -52,7 +53,23 @@ export class Kit {
    * Needs a `secret` (or `SESSION_SECRET`); the store is on `.store`.
    */
   session(options?: Readonly<Partial<SessionOptions>>): SessionMiddleware {
-    return createSessionMiddleware(this.manager, options)
+    return createSessionMiddleware(this.manager.context('session', 'session:'), options)
+  }
+
+  /**
+   * The failover session store on its own, for express-session configured by hand:
+   * `session({ store: kit.sessionStore({ ttlMs }), secret, … })`.
+   */
+  sessionStore(options?: Readonly<Partial<SessionStoreOptions>>): FailoverSessionStore {
+    return new FailoverSessionStore(this.manager.context('session', 'session:'), options)
+  }
+
+  /**
+   * The failover rate-limit store on its own, for express-rate-limit configured by hand:
+   * `rateLimit({ store: kit.rateLimitStore({ name: 'api' }), … })`.
+   */
+  rateLimitStore(options?: Readonly<Partial<FailoverRateLimitStoreOptions>>): FailoverRateLimitStore {
+    return new FailoverRateLimitStore(this.manager.context('rateLimit', 'rate:'), parseRateLimitStoreOptions(options))
   }
 
   /**
@@ -61,7 +78,7 @@ export class Kit {
    * counted in memory are added to Redis when it is back. Give each limiter its own `name`.
    */
   rateLimit(options?: Readonly<Partial<RateLimitOptions>>): RateLimitRequestHandler {
-    return createRateLimit(this.manager, options)
+    return createRateLimit(this.manager.context('rateLimit', 'rate:'), options)
   }
 
   /**
@@ -70,7 +87,7 @@ export class Kit {
    * Redis is down. Never stores responses that set cookies or say private/no-store.
    */
   cache(options?: Readonly<Partial<CacheOptions>>): RequestHandler {
-    return createCache(this.manager, options)
+    return createCache(this.manager.context('cache', 'cache:'), options)
   }
 
   /**
@@ -79,7 +96,7 @@ export class Kit {
    * before the kit uses Redis again.
    */
   invalidate(target: InvalidateTarget): Promise<void> {
-    return invalidateCache(this.manager, target)
+    return invalidateCache(this.manager.context('cache', 'cache:'), target)
   }
 
   /** An express Router: mount it at `/health` for `GET /health` and `GET /health/redis`. */

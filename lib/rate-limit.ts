@@ -4,7 +4,7 @@
  * the `onRedisDown` policy decides, and hits counted in memory reach Redis once it is back.
  */
 import { rateLimit, type Logger as ExpressRateLimitLogger, type RateLimitRequestHandler, type ValueDeterminingMiddleware } from 'express-rate-limit'
-import type { ConnectionManager } from './connection.js'
+import type { FeatureContext } from './core/context.js'
 import { invalidOption } from './errors.js'
 import { parseRateLimitOptions, type RateLimitOptions } from './rate-limit/options.js'
 import { FailoverRateLimitStore } from './rate-limit/store.js'
@@ -31,13 +31,13 @@ class LimiterNames {
   }
 }
 
-const namesOf = new WeakMap<ConnectionManager, LimiterNames>()
+const namesOf = new WeakMap<FeatureContext, LimiterNames>()
 
-function limiterNames(manager: ConnectionManager): LimiterNames {
-  let found = namesOf.get(manager)
+function limiterNames(ctx: FeatureContext): LimiterNames {
+  let found = namesOf.get(ctx)
   if (!found) {
     found = new LimiterNames()
-    namesOf.set(manager, found)
+    namesOf.set(ctx, found)
   }
   return found
 }
@@ -54,9 +54,9 @@ function toKitLogger(logger: Logger): ExpressRateLimitLogger {
 
 /** With `instances`, the limit each instance enforces on its own while Redis is down. */
 function splitDuringOutage(
-  manager: ConnectionManager, limit: number | ValueDeterminingMiddleware<number>, instances: number,
+  ctx: FeatureContext, limit: number | ValueDeterminingMiddleware<number>, instances: number,
 ): ValueDeterminingMiddleware<number> {
-  const outage = (): boolean => manager.state === 'connecting' || manager.state === 'degraded'
+  const outage = (): boolean => ctx.outage
   if (typeof limit === 'number') {
     const share = Math.ceil(limit / instances)
     return function limitPerInstance() { return outage() ? share : limit }
@@ -71,26 +71,26 @@ function splitDuringOutage(
  * Builds a limiter bound to `manager`. Options are express-rate-limit's, plus `name`,
  * `onRedisDown` and `instances`; everything wrong throws here, at start-up.
  */
-export function createRateLimit(manager: ConnectionManager, options: Readonly<Partial<RateLimitOptions>> = {}): RateLimitRequestHandler {
+export function createRateLimit(ctx: FeatureContext, options: Readonly<Partial<RateLimitOptions>> = {}): RateLimitRequestHandler {
   const config = parseRateLimitOptions(options)
-  if (manager.redis?.isCluster) {
+  if (ctx.client?.isCluster) {
     // rate-limit-redis would load its scripts on a random node; NOSCRIPT elsewhere would be a 500.
     throw invalidOption('rateLimit with a Redis Cluster client (`redis`)', 'is not supported',
       'Give the kit a single Redis (or Sentinel) connection, or use express-rate-limit with a store of your own.')
   }
   const { name, onRedisDown, instances } = config.store
-  const names = limiterNames(manager)
+  const names = limiterNames(ctx)
   names.check(name, options.name !== undefined)
 
-  const store = new FailoverRateLimitStore(manager, { name, onRedisDown })
-  const logger = manager.config.logger
+  const store = new FailoverRateLimitStore(ctx, { name, onRedisDown })
+  const logger = ctx.settings.logger
   const middleware = rateLimit({
     ...(logger ? { logger: toKitLogger(logger) } : {}),
     ...config.express,
-    ...(instances > 1 ? { limit: splitDuringOutage(manager, config.limit, instances) } : {}),
+    ...(instances > 1 ? { limit: splitDuringOutage(ctx, config.limit, instances) } : {}),
     store,
   })
   names.add(name)
-  manager.registerFeature('rateLimit')
+  ctx.register()
   return middleware
 }

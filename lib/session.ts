@@ -4,7 +4,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import session from 'express-session'
-import type { ConnectionManager } from './connection.js'
+import type { FeatureContext } from './core/context.js'
 import { parseSessionOptions, type SessionOptions } from './session/options.js'
 import { FailoverSessionStore } from './session/store.js'
 
@@ -16,15 +16,15 @@ export type SessionMiddleware = RequestHandler & { store: FailoverSessionStore }
 
 const SHORT_SECRET = 32
 
-export function createSessionMiddleware(manager: ConnectionManager, options?: Readonly<Partial<SessionOptions>>): SessionMiddleware {
-  const config = parseSessionOptions(options, manager.config.env)
-  const logger = manager.config.logger
+export function createSessionMiddleware(ctx: FeatureContext, options?: Readonly<Partial<SessionOptions>>): SessionMiddleware {
+  const config = parseSessionOptions(options, ctx.settings.env)
+  const logger = ctx.settings.logger
   const secrets = Array.isArray(config.express.secret) ? config.express.secret : [config.express.secret]
   if (secrets.some((secret) => secret.length < SHORT_SECRET)) {
     logger?.warn(`[express-redis-kit] ERR_KIT_SESSION_SECRET_SHORT: a session secret is shorter than ${SHORT_SECRET} characters; `
       + 'use a long random string so session cookies cannot be forged.')
   }
-  const store = new FailoverSessionStore(manager, config.store)
+  const store = new FailoverSessionStore(ctx, config.store)
   const handler = session({ ...config.express, store })
   store.followReplacedSessions() // after session(): it installs the store's generate()
   if (!config.production || config.express.cookie.secure !== 'auto') return Object.assign(handler, { store })

@@ -1,4 +1,4 @@
-import type { RedisClient } from './redis-types.js'
+import type { RedisClient } from './core/redis-types.js'
 
 /** Where the kit is: see "States and events" in the README. */
 export type KitState = 'disabled' | 'connecting' | 'ready' | 'degraded'
@@ -28,11 +28,16 @@ export interface MemoryOptions {
 
 export interface JournalOptions {
   /**
-   * Most distinct keys written during an outage that are remembered for replay. Writes to
+   * Most distinct keys one feature may have waiting for replay after an outage. Writes to
    * further keys still succeed in memory but are not replayed; the kit warns once per outage.
    * Defaults to `10000`.
    */
   maxEntries: number
+  /**
+   * Most bytes (keys plus values, counted like `memory.maxBytes`) one feature may have waiting
+   * for replay. Defaults to `67108864` (64 MiB).
+   */
+  maxBytes: number
 }
 
 export interface KitOptions {
@@ -82,8 +87,22 @@ export interface KitOptions {
 /** `kit.client` values: strings and numbers round-trip as themselves, the rest through JSON. */
 export type KitValue = string | number | boolean | null | KitValue[] | { [key: string]: KitValue }
 
+/**
+ * A non-idempotent write (an increment, a rate-limit hit) that was sent to Redis when the
+ * connection failed: Redis may or may not have applied it, and resending could count it twice.
+ */
+export interface InDoubtWrite {
+  /** `client`, `rate-limit`, … */
+  feature: string
+  op: 'incrby' | 'hits'
+  /** The full Redis key. */
+  key: string
+  amount: number
+}
+
 export interface KitEvents {
   stateChange: [to: KitState, from: KitState]
   degraded: [error: Error]
   recovered: []
+  inDoubt: [write: InDoubtWrite]
 }

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders, OutgoingHttpHeader } from 'node:http'
-import { escapeGlob } from '../scan.js'
+import { escapeGlob } from '../core/scan.js'
 
 /** Ids longer than this are hashed in Redis keys. */
 export const MAX_PLAIN_ID = 256

@@ -84,7 +84,7 @@ export class Responder {
 
 export function createCacheMiddleware(runtime: CacheRuntime, options?: Readonly<Partial<CacheOptions>>): RequestHandler {
   const config = parseCacheOptions(options)
-  runtime.manager.registerFeature('cache')
+  runtime.ctx.register()
   const { store, flights, entries } = runtime
   const responder = new Responder(config, runtime)
   const filler = new Filler(responder)
@@ -105,7 +105,6 @@ export function createCacheMiddleware(runtime: CacheRuntime, options?: Readonly<
 
   /** Finds the entry for this request; `first` is field `b` when the caller already read it. */
   async function lookup(ctx: Ctx, key: CacheKey, first?: Decoded | null): Promise<Lookup> {
-    if (store.isPending(key.id)) return { key, field: 'b', vary: undefined, response: undefined }
     const decoded = first === undefined ? await read(key, 'b') : first ?? undefined
     if (decoded === undefined) return { key, field: 'b', vary: undefined, response: undefined }
     if (decoded.kind === 'response') return { key, field: 'b', vary: undefined, response: decoded.response }
@@ -175,9 +174,7 @@ export function createCacheMiddleware(runtime: CacheRuntime, options?: Readonly<
     }
     const key = runtime.keys.entry(id)
     // The common case, a fresh hit on an id without Vary, is answered here; everything else in serve().
-    if (store.isPending(id)) {
-      serve(ctx, key, false).catch((error: unknown) => failed(ctx, error))
-    } else if (store.onMemory) {
+    if (store.onMemory) {
       try {
         const first = entries.read(`${key.redisKey}\u0000b`, store.getFromMemory(key, 'b'))
         const hit = fresh(first, Date.now())

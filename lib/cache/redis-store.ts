@@ -11,48 +11,33 @@
  * invalidation that deleted the hash meanwhile wins, and the older response is dropped.
  * Tag indexes are sets of hash keys, expiring with the longest-lived entry they name.
  */
-import { createHash } from 'node:crypto'
-import type { RedisClient } from '../redis-types.js'
+import type { Step } from '../core/calls.js'
+import { LuaScript } from '../core/lua.js'
+import type { RedisClient } from '../core/redis-types.js'
+import { scanBatches } from '../core/scan.js'
 import { HASHED_HEAD, type CacheKey, type KeySpace } from './key.js'
 import type { Fill, Target } from './store.js'
-import { scanBatches } from '../scan.js'
 
-class Script {
-  private readonly sha: string
-
-  constructor(private readonly source: string) {
-    this.sha = createHash('sha1').update(source).digest('hex')
-  }
-
-  /** EVALSHA, falling back to EVAL; `direct` sends EVAL at once (journal replays must send synchronously). */
-  async run(client: RedisClient, keys: readonly string[], args: readonly (string | number | Buffer)[], direct = false): Promise<unknown> {
-    if (direct) return client.eval(this.source, keys.length, ...keys, ...args)
-    try {
-      return await client.evalsha(this.sha, keys.length, ...keys, ...args)
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
-      return client.eval(this.source, keys.length, ...keys, ...args)
-    }
-  }
-}
-
-const NOW_MS = `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
-
-/** KEYS[1] hash; ARGV lockField, token, ttlMs. 1 when acquired (free or expired), else 0. */
-const ACQUIRE = new Script(`${NOW_MS}
+/**
+ * KEYS[1] hash; ARGV lockField, token, ttlMs, owner, now. 1 when acquired, else 0. Locks read
+ * "<owner>.<token>:<expiresAtMs>". Taken when free, expired, or held by this same instance: a
+ * fill only starts when this instance has no other fill of that field, so its own lock can only
+ * be an orphan (a fill cut off by an outage) and waiting for it would be waiting for nobody.
+ * The time comes from the caller: `TIME` in a script needs a right a restricted ACL user may lack.
+ */
+const ACQUIRE = new LuaScript(`local now = tonumber(ARGV[5])
 local held = redis.call('HGET', KEYS[1], ARGV[1])
-if held then
+if held and string.sub(held, 1, #ARGV[4] + 1) ~= ARGV[4] .. '.' then
   local expires = tonumber(string.match(held, ':(%d+)$'))
   if expires and expires > now then return 0 end
 end
 local ttl = tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. string.format('%d', now + ttl))
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4] .. '.' .. ARGV[2] .. ':' .. string.format('%d', now + ttl))
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1`)
 
-/** KEYS[1] hash; ARGV lockField, token. Releases the lock only if it is still ours. */
-const RELEASE = new Script(`local held = redis.call('HGET', KEYS[1], ARGV[1])
+/** KEYS[1] hash; ARGV lockField, "<owner>.<token>". Releases the lock only if it is still ours. */
+const RELEASE = new LuaScript(`local held = redis.call('HGET', KEYS[1], ARGV[1])
 if held and string.sub(held, 1, #ARGV[2] + 1) == ARGV[2] .. ':' then
   redis.call('HDEL', KEYS[1], ARGV[1])
   return 1
@@ -60,10 +45,10 @@ end
 return 0`)
 
 /**
- * KEYS[1] hash, KEYS[2..] tag sets; ARGV lockField, token, field, entry, varyRecord ('' = none),
- * lifetimeMs, fullId ('' unless hashed), maxFields. 1 when stored, 0 when the lock was lost.
+ * KEYS[1] hash, KEYS[2..] tag sets; ARGV lockField, "<owner>.<token>", field, entry, varyRecord
+ * ('' = none), lifetimeMs, fullId ('' unless hashed), maxFields. 1 when stored, 0 when the lock was lost.
  */
-const PUT = new Script(`local key = KEYS[1]
+const PUT = new LuaScript(`local key = KEYS[1]
 local held = redis.call('HGET', key, ARGV[1])
 if not held or string.sub(held, 1, #ARGV[2] + 1) ~= ARGV[2] .. ':' then return 0 end
 if ARGV[5] == '' then
@@ -88,7 +73,7 @@ end
 return 1`)
 
 /** KEYS[1] tag set. Unlinks every hash it names, then the set; returns how many it named. */
-const INVALIDATE_TAG = new Script(`local members = redis.call('SMEMBERS', KEYS[1])
+const INVALIDATE_TAG = new LuaScript(`local members = redis.call('SMEMBERS', KEYS[1])
 for i = 1, #members, 500 do
   redis.call('UNLINK', unpack(members, i, math.min(i + 499, #members)))
 end
@@ -153,7 +138,8 @@ const MAX_FIELDS = 64
 export class RedisCacheOps {
   private readonly batches = new WeakMap<RedisClient, ReadBatch>()
 
-  constructor(private readonly keys: KeySpace) {}
+  /** `owner` names this instance in the locks it takes. */
+  constructor(private readonly keys: KeySpace, private readonly owner: string) {}
 
   get(client: RedisClient, key: CacheKey, field: string): Promise<Buffer | undefined> {
     if (client.isCluster) return client.hgetBuffer(key.redisKey, field).then(orUndefined)
@@ -166,48 +152,43 @@ export class RedisCacheOps {
   }
 
   async acquire(client: RedisClient, key: CacheKey, lockField: string, token: string, ttlMs: number): Promise<boolean> {
-    return Number(await ACQUIRE.run(client, [key.redisKey], [lockField, token, ttlMs])) === 1
+    return Number(await ACQUIRE.run(client, [key.redisKey], [lockField, token, ttlMs, this.owner, Date.now()])) === 1
   }
 
   async release(client: RedisClient, key: CacheKey, lockField: string, token: string): Promise<void> {
-    await RELEASE.run(client, [key.redisKey], [lockField, token])
+    await RELEASE.run(client, [key.redisKey], [lockField, `${this.owner}.${token}`])
   }
 
   async put(client: RedisClient, key: CacheKey, fill: Fill): Promise<boolean> {
     if (fill.token === undefined) return false
     const keys = [key.redisKey, ...fill.tags.map((tag) => this.keys.tag(tag))]
-    const args = [fill.lockField, fill.token, fill.field, fill.bytes, fill.vary ?? '', Math.ceil(fill.lifetimeMs),
+    const args = [fill.lockField, `${this.owner}.${fill.token}`, fill.field, fill.bytes, fill.vary ?? '', Math.ceil(fill.lifetimeMs),
       key.hashed ? key.id : '', MAX_FIELDS]
     return Number(await PUT.run(client, keys, args)) === 1
   }
 
-  /**
-   * Key and tag invalidations are one command each, sent before this returns its promise (what
-   * journal replay relies on); prefix invalidations SCAN, so they take several round trips.
-   */
-  async invalidate(client: RedisClient, target: Target, replaying = false): Promise<number> {
-    switch (target.kind) {
-      case 'key': return client.unlink(this.keys.entry(target.id).redisKey)
-      case 'tag': return Number(await INVALIDATE_TAG.run(client, [this.keys.tag(target.tag)], [], replaying))
-      case 'prefix': return this.invalidatePrefix(client, target.prefix)
-    }
+  /** A key or tag invalidation: one command each. */
+  async invalidate(client: RedisClient, target: Exclude<Target, { kind: 'prefix' }>): Promise<number> {
+    if (target.kind === 'key') return client.unlink(this.keys.entry(target.id).redisKey)
+    return Number(await INVALIDATE_TAG.run(client, [this.keys.tag(target.tag)], []))
   }
 
-  private async invalidatePrefix(client: RedisClient, prefix: string): Promise<number> {
+  /** A prefix invalidation: SCAN, each round trip bounded by `step`. */
+  async invalidatePrefix(client: RedisClient, prefix: string, step: Step): Promise<number> {
     const pattern = this.keys.scanPattern(prefix)
     let removed = 0
-    for await (const found of scanBatches(client, pattern, 1000)) {
-      const doomed = prefix.length <= HASHED_HEAD ? found : await this.reallyUnder(client, found, prefix)
-      if (doomed.length > 0) removed += await client.unlink(...doomed)
+    for await (const found of scanBatches(client, pattern, 1000, step)) {
+      const doomed = prefix.length <= HASHED_HEAD ? found : await this.reallyUnder(client, found, prefix, step)
+      if (doomed.length > 0) removed += await step(client.unlink(...doomed))
     }
     return removed
   }
 
   /** Long prefixes: SCAN matched only the readable head, so check each candidate's full id. */
-  private async reallyUnder(client: RedisClient, candidates: string[], prefix: string): Promise<string[]> {
+  private async reallyUnder(client: RedisClient, candidates: string[], prefix: string, step: Step): Promise<string[]> {
     const doomed: string[] = []
     for (const redisKey of candidates) {
-      const id = this.keys.plainId(redisKey) ?? await client.hget(redisKey, 'k')
+      const id = this.keys.plainId(redisKey) ?? await step(client.hget(redisKey, 'k'))
       if (id?.startsWith(prefix)) doomed.push(redisKey)
     }
     return doomed

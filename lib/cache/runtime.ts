@@ -2,7 +2,8 @@
  * What every `kit.cache()` middleware of one kit shares: the store, the fills in progress (for
  * in-process request coalescing), the local invalidation log and the once-only warnings.
  */
-import type { ConnectionManager } from '../connection.js'
+import { randomBytes } from 'node:crypto'
+import type { FeatureContext } from '../core/context.js'
 import type { StoredResponse } from './entry.js'
 import { EntryCache } from './entry-cache.js'
 import { InvalidationLog, parseTarget } from './invalidate.js'
@@ -37,26 +38,23 @@ export class Flight {
 }
 
 export class CacheRuntime {
-  readonly manager: ConnectionManager
+  readonly ctx: FeatureContext
   readonly keys: KeySpace
   readonly store: CacheStore
   readonly flights = new Map<string, Flight>()
   readonly invalidations = new InvalidationLog()
   /** Decoded entries of recent hits (see entry-cache.ts). */
   readonly entries = new EntryCache()
-  private readonly warned = new Set<string>()
 
-  constructor(manager: ConnectionManager) {
-    this.manager = manager
-    this.keys = new KeySpace(manager.key('cache:', ''))
-    this.store = new CacheStore(manager, this.keys)
+  constructor(ctx: FeatureContext) {
+    this.ctx = ctx
+    this.keys = new KeySpace(ctx.prefix)
+    this.store = new CacheStore(ctx, this.keys, randomBytes(9).toString('base64url'))
   }
 
   /** Logs a problem once per code for the life of the kit, never once per request. */
   warnOnce(code: string, message: string): void {
-    if (this.warned.has(code)) return
-    this.warned.add(code)
-    this.manager.config.logger?.warn(`[express-redis-kit] ${code}: ${message}`)
+    this.ctx.warnOnce(code, message)
   }
 
   async invalidate(target: unknown): Promise<void> {
@@ -66,14 +64,14 @@ export class CacheRuntime {
   }
 }
 
-const runtimes = new WeakMap<ConnectionManager, CacheRuntime>()
+const runtimes = new WeakMap<FeatureContext, CacheRuntime>()
 
 /** The one cache runtime of a kit, created on first use. */
-export function cacheRuntime(manager: ConnectionManager): CacheRuntime {
-  let runtime = runtimes.get(manager)
+export function cacheRuntime(ctx: FeatureContext): CacheRuntime {
+  let runtime = runtimes.get(ctx)
   if (!runtime) {
-    runtime = new CacheRuntime(manager)
-    runtimes.set(manager, runtime)
+    runtime = new CacheRuntime(ctx)
+    runtimes.set(ctx, runtime)
   }
   return runtime
 }

@@ -6,11 +6,11 @@
  * (back) to Redis: entries it holds were filled during the current outage, so an invalidation
  * another instance made through Redis in between can never be undone by a leftover memory entry.
  * Invalidations made while Redis is down apply to memory at once and are journaled; the journal
- * replays them before the kit uses Redis again.
+ * replays them (all of them, SCANs included) before the kit uses Redis again.
  */
-import { isOutage, type ConnectionManager } from '../connection.js'
-import type { MemoryStore } from '../memory.js'
-import type { RedisClient } from '../redis-types.js'
+import type { FeatureContext } from '../core/context.js'
+import type { JournalWrite } from '../core/journal.js'
+import type { MemoryStore } from '../core/memory.js'
 import { tagsOf } from './entry.js'
 import type { CacheKey, KeySpace } from './key.js'
 import { RedisCacheOps } from './redis-store.js'
@@ -87,43 +87,22 @@ export class MemoryCacheOps {
   }
 }
 
-function journalId(target: Target): string {
-  return `cache:${target.kind}:${target.kind === 'key' ? target.id : target.kind === 'prefix' ? target.prefix : target.tag}`
-}
 
 /** Every call runs on Redis when the kit is ready, else on memory, chosen by the manager. */
 export class CacheStore {
   private readonly redis: RedisCacheOps
   private readonly memory: MemoryCacheOps
-  /**
-   * Prefix invalidations journaled during an outage and not replayed yet. Their replay SCANs, so it
-   * may still be running after the kit is back on Redis; until it is done, ids under these prefixes
-   * are not read from Redis (they count as misses) so an entry about to be deleted is never served.
-   */
-  private readonly pendingPrefixes = new Map<string, { prefix: string; replaying: boolean }>()
 
-  constructor(private readonly manager: ConnectionManager, keys: KeySpace) {
-    this.redis = new RedisCacheOps(keys)
-    this.memory = new MemoryCacheOps(manager.memory('cache'))
-    manager.on('stateChange', (to) => {
-      if (to !== 'ready') return
-      this.memory.clear()
-      // The manager invoked every replay just before this; a guard whose replay did not start was
-      // dropped from a full journal and would otherwise hide its prefix from Redis for good.
-      for (const [id, pending] of this.pendingPrefixes) if (!pending.replaying) this.pendingPrefixes.delete(id)
-    })
-  }
-
-  /** Whether `id` is under a prefix invalidation that is still being replayed. */
-  isPending(id: string): boolean {
-    if (this.pendingPrefixes.size === 0) return false
-    for (const { prefix } of this.pendingPrefixes.values()) if (id.startsWith(prefix)) return true
-    return false
+  constructor(private readonly ctx: FeatureContext, private readonly keys: KeySpace, owner: string) {
+    this.redis = new RedisCacheOps(keys, owner)
+    this.memory = new MemoryCacheOps(ctx.memory)
+    // Back on Redis: what memory holds was filled during the outage and may be stale by now.
+    ctx.onResume(() => this.memory.clear())
   }
 
   /** Whether memory answers right now (Redis is not in use), so a read can be synchronous. */
   get onMemory(): boolean {
-    return this.manager.backend() === 'memory'
+    return this.ctx.backend === 'memory'
   }
 
   /** A synchronous read of the memory twin, for when `onMemory` is true. */
@@ -133,7 +112,7 @@ export class CacheStore {
 
   /** Bytes from Redis, or their latin1 string from memory. */
   get(key: CacheKey, field: string): Promise<Buffer | string | undefined> {
-    return this.manager.run<Buffer | string | undefined>({
+    return this.ctx.run<Buffer | string | undefined>({
       redis: (client) => this.redis.get(client, key, field),
       memory: () => this.memory.get(key, field),
     })
@@ -141,14 +120,14 @@ export class CacheStore {
 
   /** Takes the refill lock of a field. In memory there is no other instance to wait for. */
   acquire(key: CacheKey, lockField: string, token: string, ttlMs: number): Promise<boolean> {
-    return this.manager.run({
+    return this.ctx.run({
       redis: (client) => this.redis.acquire(client, key, lockField, token, ttlMs),
       memory: () => true,
     })
   }
 
   release(key: CacheKey, lockField: string, token: string): Promise<void> {
-    return this.manager.run({
+    return this.ctx.run({
       redis: (client) => this.redis.release(client, key, lockField, token),
       memory: () => undefined,
     })
@@ -160,46 +139,47 @@ export class CacheStore {
    * invalidation made during the outage, which it would undo. Memory holds outage fills only.
    */
   put(key: CacheKey, fill: Fill): Promise<boolean> {
-    const sentToRedis = !this.onMemory
-    return this.manager.run({
+    return this.ctx.run({
       redis: (client) => this.redis.put(client, key, fill),
-      memory: () => !sentToRedis && this.memory.put(key, fill),
+      memory: (reason) => reason === 'not-tried' && this.memory.put(key, fill),
     })
   }
 
   /**
-   * Removes what `target` names. Memory is always cleaned at once. If Redis cannot be reached
-   * (down, or the command was sent and timed out), the invalidation is journaled as well: it is
-   * idempotent, so replaying one that did run is harmless, and skipping one that did not would let
-   * the stale entry come back from Redis.
+   * Removes what `target` names. Memory is always cleaned at once. If Redis did not run it, or it
+   * is unknown whether it did, the invalidation is journaled: running it twice is harmless, and
+   * skipping one that did not run would let the stale entry come back from Redis.
    */
   invalidate(target: Target): Promise<number> {
-    return this.manager.run({
-      redis: async (client) => {
+    if (target.kind === 'prefix') {
+      return this.ctx.runStepped({
+        redis: async (client, step) => {
+          this.memory.invalidate(target)
+          return this.redis.invalidatePrefix(client, target.prefix, step)
+        },
+        memory: () => {
+          const removed = this.memory.invalidate(target)
+          this.ctx.record(this.journalOf(target))
+          return removed
+        },
+      })
+    }
+    return this.ctx.run({
+      redis: (client) => {
         this.memory.invalidate(target)
         return this.redis.invalidate(client, target)
       },
-      memory: () => {
-        const removed = this.memory.invalidate(target)
-        const id = journalId(target)
-        if (target.kind === 'prefix') this.pendingPrefixes.set(id, { prefix: target.prefix, replaying: false })
-        this.manager.recordCustom(id, (client) => this.replay(client, id, target))
-        return removed
-      },
+      memory: () => this.memory.invalidate(target),
+      journal: this.journalOf(target),
     })
   }
 
-  private async replay(client: RedisClient, id: string, target: Target): Promise<number> {
-    const pending = this.pendingPrefixes.get(id)
-    if (pending) pending.replaying = true
-    try {
-      const removed = await this.redis.invalidate(client, target, true)
-      this.pendingPrefixes.delete(id)
-      return removed
-    } catch (error) {
-      // On an outage the manager journals the replay again, so the guard must stay.
-      if (!isOutage(error)) this.pendingPrefixes.delete(id)
-      throw error
+  /** An invalidation as the journal replays it (prefixes by SCAN, so hashed ids match by their head). */
+  private journalOf(target: Target): JournalWrite {
+    switch (target.kind) {
+      case 'key': return { op: 'del', key: this.keys.entry(target.id).redisKey }
+      case 'tag': return { op: 'unlink-set', key: this.keys.tag(target.tag) }
+      case 'prefix': return { op: 'unlink-matching', pattern: this.keys.scanPattern(target.prefix), covers: `${this.keys.base}e:${target.prefix}` }
     }
   }
 }

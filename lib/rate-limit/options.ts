@@ -142,3 +142,16 @@ export function parseRateLimitOptions(options: Readonly<Partial<RateLimitOptions
     limit,
   }
 }
+
+/** The options of `kit.rateLimitStore()`: the store's own, nothing of express-rate-limit's. */
+export function parseRateLimitStoreOptions(options: Readonly<Partial<{ name: string; onRedisDown: RedisDownPolicy }>> = {}): { name: string; onRedisDown: RedisDownPolicy } {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalidOption('rateLimitStore(options)', 'must be an object', "Call kit.rateLimitStore({ name: 'api' }).")
+  }
+  for (const key of Object.keys(options)) {
+    if (key === 'name' || key === 'onRedisDown') continue
+    const own = closestName(key, ['name', 'onRedisDown'])
+    throw invalidOption(`rateLimitStore \`${key}\``, 'is not an option', own ? `Did you mean \`${own}\`?` : 'Known options: name, onRedisDown.')
+  }
+  return { name: parseName(options.name), onRedisDown: parsePolicy(options.onRedisDown) }
+}

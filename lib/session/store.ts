@@ -19,11 +19,12 @@ import { RedisStore } from 'connect-redis'
 import type { Request } from 'express'
 import session, { type SessionData } from 'express-session'
 import { LRUCache } from 'lru-cache'
-import type { ConnectionManager } from '../connection.js'
-import type { MemoryStore } from '../memory.js'
-import type { RedisClient } from '../redis-types.js'
+import type { Step } from '../core/calls.js'
+import type { FeatureContext } from '../core/context.js'
+import type { MemoryStore } from '../core/memory.js'
+import type { RedisClient } from '../core/redis-types.js'
+import { escapeGlob, scanBatches } from '../core/scan.js'
 import { parseStoreOptions, type SessionSerializer, type SessionStoreOptions } from './options.js'
-import { escapeGlob, scanBatches } from '../scan.js'
 
 /** Node-style callback, as express-session passes them. */
 export type SessionCallback<T> = (error: unknown, value?: T) => void
@@ -34,18 +35,6 @@ export type StoredSession = SessionData & { id: string }
 const SCAN_COUNT = 100
 /** connect-redis writes whole seconds (rounded up), so two writes of one expiry differ by under a second. */
 const ROUNDING_MS = 1000
-/** Deletes every key matching ARGV[1] except ARGV[2…]: the replay of a clear() made during an outage. */
-const CLEAR_EXCEPT = `local kept = {}
-for i = 2, #ARGV do kept[ARGV[i]] = true end
-local cursor = '0'
-repeat
-  local reply = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
-  cursor = reply[1]
-  for _, key in ipairs(reply[2]) do
-    if not kept[key] then redis.call('UNLINK', key) end
-  end
-until cursor == '0'
-return 0`
 const CHUNK = 500
 
 
@@ -67,7 +56,7 @@ function settle<T>(work: Promise<T>, callback: SessionCallback<T> | undefined): 
 export class FailoverSessionStore extends session.Store {
   /** The full Redis key prefix of sessions: the kit's `keyPrefix`, then `session:`. */
   readonly prefix: string
-  private readonly manager: ConnectionManager
+  private readonly ctx: FeatureContext
   private readonly memory: MemoryStore
   private readonly redisStore: RedisStore | undefined
   private readonly ttlMs: number
@@ -79,22 +68,19 @@ export class FailoverSessionStore extends session.Store {
   private readonly redisExpiry: LRUCache<string, number>
   /** Per session id made during an outage for a cookie this instance could not read: that cookie's session id. */
   private readonly replaced: LRUCache<string, string>
-  /** Keys written after a `clear()` made during an outage, which that clear's replay must keep. */
-  private keptAfterClear: Set<string> | undefined
-  private readonly warned = new Set<string>()
 
-  constructor(manager: ConnectionManager, options: Readonly<Partial<SessionStoreOptions>> = {}) {
+  constructor(ctx: FeatureContext, options: Readonly<Partial<SessionStoreOptions>> = {}) {
     super()
     const config = parseStoreOptions(options)
-    this.manager = manager
-    this.memory = manager.memory('session')
-    this.prefix = manager.key('session:', '')
+    this.ctx = ctx
+    this.memory = ctx.memory
+    this.prefix = ctx.prefix
     this.ttlMs = config.ttlMs
     this.touchAfterMs = config.touchAfterMs
     this.serializer = config.serializer
-    this.redisExpiry = new LRUCache({ max: manager.config.memory.maxEntries })
-    this.replaced = new LRUCache({ max: manager.config.memory.maxEntries })
-    const client = manager.redis
+    this.redisExpiry = new LRUCache({ max: ctx.settings.memory.maxEntries })
+    this.replaced = new LRUCache({ max: ctx.settings.memory.maxEntries })
+    const client = ctx.client
     this.redisStore = client === undefined ? undefined : new RedisStore({
       client,
       prefix: this.prefix,
@@ -109,7 +95,7 @@ export class FailoverSessionStore extends session.Store {
         },
       },
     })
-    manager.registerFeature('session')
+    ctx.register()
   }
 
   /** The TTL connect-redis writes: from the cookie's expiry when it has one, else `ttlMs`. */
@@ -121,7 +107,7 @@ export class FailoverSessionStore extends session.Store {
 
   override get(sid: string, callback?: SessionCallback<SessionData | null>): Promise<SessionData | null> {
     const key = this.prefix + sid
-    return this.answer('read', null, callback, () => this.manager.run({
+    return this.answer('read', null, callback, () => this.ctx.run({
       // The same GET and parse as connect-redis's get(), done here to mirror the exact bytes into
       // the near-cache without serializing the session a second time.
       redis: (redis) => redis.get(key).then((raw) => {
@@ -154,11 +140,8 @@ export class FailoverSessionStore extends session.Store {
     if (ttlSeconds <= 0) return this.destroy(sid, callback)
     const key = this.prefix + sid
     const ttlMs = ttlSeconds * 1000
-    const remember = (): void => {
-      this.memory.set(key, text, ttlMs)
-      this.keptAfterClear?.add(key)
-    }
-    return this.answer('write', undefined, callback, () => this.manager.run({
+    const remember = (): void => { this.memory.set(key, text, ttlMs) }
+    return this.answer('write', undefined, callback, () => this.ctx.run({
       redis: async () => {
         this.serialized.set(sess, text)
         await this.redis().set(sid, sess)
@@ -204,7 +187,7 @@ export class FailoverSessionStore extends session.Store {
       // Answering synchronously wrote each one mid-batch and cost ~10% throughput (bench/session.ts).
       return settle(Promise.resolve(), callback)
     }
-    return this.answer('write', undefined, callback, () => this.manager.run({
+    return this.answer('write', undefined, callback, () => this.ctx.run({
       redis: async () => {
         await this.redis().touch(sid, sess)
         if (window > 0) this.redisExpiry.set(sid, now + ttlMs)
@@ -227,8 +210,7 @@ export class FailoverSessionStore extends session.Store {
     self.generate = (req) => {
       const previous = req.sessionID as string | undefined
       generate(req)
-      const state = this.manager.state
-      if (previous && previous !== req.sessionID && state !== 'ready' && state !== 'disabled') this.replaced.set(req.sessionID, previous)
+      if (previous && previous !== req.sessionID && this.ctx.outage) this.replaced.set(req.sessionID, previous)
     }
   }
 
@@ -246,7 +228,7 @@ export class FailoverSessionStore extends session.Store {
       this.memory.delete(key)
       this.redisExpiry.delete(key.slice(this.prefix.length))
     }
-    return this.manager.run({
+    return this.ctx.run({
       redis: async () => {
         forget()
         await this.redis().destroy(key.slice(this.prefix.length))
@@ -258,13 +240,13 @@ export class FailoverSessionStore extends session.Store {
 
   /** Every session (SCAN over the prefix, never KEYS); during an outage, those in this instance's memory. */
   override all(callback?: SessionCallback<StoredSession[]>): Promise<StoredSession[]> {
-    return this.answer('read', [], callback, () => this.manager.run({
-      redis: async (redis) => {
-        const keys = await this.scanKeys(redis)
+    return this.answer('read', [], callback, () => this.ctx.runStepped({
+      redis: async (redis, step) => {
+        const keys = await this.scanKeys(redis, step)
         const found: StoredSession[] = []
         for (let i = 0; i < keys.length; i += CHUNK) {
           const chunk = keys.slice(i, i + CHUNK)
-          const values = await redis.mget(...chunk)
+          const values = await step(redis.mget(...chunk))
           values.forEach((raw, j) => { if (raw) this.collect(found, chunk[j] as string, raw) })
         }
         return found
@@ -284,8 +266,8 @@ export class FailoverSessionStore extends session.Store {
   /** Session ids (SCAN over the prefix); during an outage, those in this instance's memory. */
   ids(callback?: SessionCallback<string[]>): Promise<string[]> {
     const strip = (keys: Iterable<string>): string[] => [...keys].map((key) => key.slice(this.prefix.length))
-    return this.answer('read', [], callback, () => this.manager.run({
-      redis: async (redis) => strip(await this.scanKeys(redis)),
+    return this.answer('read', [], callback, () => this.ctx.runStepped({
+      redis: async (redis, step) => strip(await this.scanKeys(redis, step)),
       memory: () => strip(this.memory.keys()),
     }))
   }
@@ -296,40 +278,25 @@ export class FailoverSessionStore extends session.Store {
 
   /**
    * Deletes every session. During an outage (or when Redis stops answering during the clear) this
-   * instance's sessions go at once and the rest of the prefix is deleted on recovery, keeping
-   * sessions created after the clear.
+   * instance's sessions go at once and the clear is journaled: it reaches Redis on recovery,
+   * before the sessions created after it, which therefore survive it.
    */
   override clear(callback?: SessionCallback<void>): Promise<void> {
-    return this.answer('write', undefined, callback, async () => {
-      let cleared = false
-      if (this.manager.state === 'ready') {
-        await this.manager.run({
-          redis: async (redis) => {
-            this.forgetAll()
-            const keys = await this.scanKeys(redis)
-            for (let i = 0; i < keys.length; i += CHUNK) await redis.del(...keys.slice(i, i + CHUNK))
-            cleared = true
-          },
-          memory: () => {}, // Redis went away mid-clear: the outage clear below takes over
-        })
-      }
-      if (!cleared) this.clearDuringOutage()
-    })
+    return this.answer('write', undefined, callback, () => this.ctx.runStepped({
+      redis: async (redis, step) => {
+        this.forgetAll()
+        const keys = await this.scanKeys(redis, step)
+        for (let i = 0; i < keys.length; i += CHUNK) await step(redis.del(...keys.slice(i, i + CHUNK)))
+      },
+      // Never sent, or Redis went away mid-clear: the journaled clear takes over (deleting twice is harmless).
+      memory: () => this.clearDuringOutage(),
+    }))
   }
 
   private clearDuringOutage(): void {
     this.forgetAll()
-    this.keptAfterClear = new Set<string>()
-    const kept = this.keptAfterClear
-    // Session writes journaled so far would be deleted by the clear anyway: dropping them keeps
-    // room in the journal for the clear itself.
-    this.manager.journal.forget((key) => key.startsWith(this.prefix))
-    // One script, sent in the same tick as the rest of the replay: it runs before any command
-    // issued once the kit is back on Redis, so it cannot delete a session created afterwards.
-    this.manager.recordCustom('session:clear', async (redis) => {
-      await redis.call('EVAL', CLEAR_EXCEPT, '0', `${escapeGlob(this.prefix)}*`, ...kept)
-      if (this.keptAfterClear === kept) this.keptAfterClear = undefined
-    })
+    // Supersedes the session writes journaled before it, which frees their room for the clear.
+    this.ctx.record({ op: 'unlink-matching', pattern: `${escapeGlob(this.prefix)}*`, covers: this.prefix })
   }
 
   private forgetAll(): void {
@@ -341,7 +308,7 @@ export class FailoverSessionStore extends session.Store {
     try {
       found.push({ ...this.parse(raw), id: key.slice(this.prefix.length) })
     } catch (error) {
-      this.warnOnce('parse', `ERR_KIT_SESSION_DATA: could not parse a stored session (${(error as Error).message}); it is skipped`)
+      this.ctx.warnOnce('ERR_KIT_SESSION_DATA', `could not parse a stored session (${(error as Error).message}); it is skipped`)
     }
   }
 
@@ -349,9 +316,9 @@ export class FailoverSessionStore extends session.Store {
     return checkSession(this.serializer.parse(raw))
   }
 
-  private async scanKeys(redis: RedisClient): Promise<string[]> {
+  private async scanKeys(redis: RedisClient, step: Step): Promise<string[]> {
     const keys = new Set<string>() // SCAN may return a key more than once
-    for await (const batch of scanBatches(redis, `${escapeGlob(this.prefix)}*`, SCAN_COUNT)) {
+    for await (const batch of scanBatches(redis, `${escapeGlob(this.prefix)}*`, SCAN_COUNT, step)) {
       for (const key of batch) keys.add(key)
     }
     return [...keys]
@@ -369,7 +336,7 @@ export class FailoverSessionStore extends session.Store {
    */
   private answer<T>(kind: 'read' | 'write', fallback: T, callback: SessionCallback<T> | undefined, work: () => Promise<T>): Promise<T> {
     const recover = (error: unknown): T => {
-      this.warnOnce(kind, `ERR_KIT_SESSION_${kind === 'read' ? 'READ' : 'WRITE'}: a session ${kind} failed `
+      this.ctx.warnOnce(`ERR_KIT_SESSION_${kind === 'read' ? 'READ' : 'WRITE'}`, `a session ${kind} failed `
         + `(${error instanceof Error ? error.message : String(error)}); answered as no session. Logged once.`)
       return fallback
     }
@@ -382,9 +349,4 @@ export class FailoverSessionStore extends session.Store {
     })
   }
 
-  private warnOnce(code: string, message: string): void {
-    if (this.warned.has(code)) return
-    this.warned.add(code)
-    this.manager.config.logger?.warn(`[express-redis-kit] ${message}`)
-  }
 }

@@ -232,7 +232,7 @@ describe('kit.rateLimit() on a real Redis', function () {
     await redis.start()
     await waitForState(kit!, 'ready')
     assert.deepEqual(await inspect.mget('rate:default:la', 'rate:default:lb', 'rate:default:lc', 'rate:default:ld'), ['1', '1', null, null])
-    const warnings = kit!.logger.lines.filter((line) => line.includes('more than journal.maxEntries'))
+    const warnings = kit!.logger.lines.filter((line) => line.includes('ERR_KIT_JOURNAL_FULL'))
     assert.equal(warnings.length, 1, kit!.logger.lines.join('\n'))
     kit!.logger.lines.length = 0
   })
@@ -315,7 +315,7 @@ describe('kit.rateLimit() on a real Redis', function () {
 
   it('FailoverRateLimitStore works with express-rate-limit directly, created before Redis is ready', async () => {
     kit = testKit({ url: redis.url, commandTimeoutMs: TIMEOUT })
-    const store = new FailoverRateLimitStore(kit.manager, { name: 'direct', onRedisDown: 'memory' })
+    const store = kit.rateLimitStore({ name: 'direct', onRedisDown: 'memory' })
     const direct = express()
     direct.use(rateLimit({ store, limit: 2, keyGenerator: byClientHeader, standardHeaders: 'draft-8', legacyHeaders: false }))
     direct.get('/', (_req, res) => { res.send('ok') })

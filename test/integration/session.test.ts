@@ -108,7 +108,7 @@ describe('session: failover store over a real Redis', function () {
 
     const { cookie, sid } = await login(a, 'bob')
     await me(a, cookie).expect(200)
-    assert.equal(kit.manager.journal.size > 0, true, 'the login is journaled')
+    assert.equal(kit.manager.pending > 0, true, 'the login is journaled')
 
     await server.start()
     await waitForState(kit, 'ready')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { MemoryStore } from '../../lib/memory.js'
+import { MemoryStore } from '../../lib/core/memory.js'
 import { decodeValue, encodeValue } from '../../lib/codec.js'
-import { compose, OutageJournal, queueReplay, type KeyEffect } from '../../lib/journal.js'
+import { compose, OutageJournal, type KeyEffect } from '../../lib/core/journal.js'
 
 describe('MemoryStore (the memory twin)', () => {
   it('expires entries after their TTL and keeps entries without one', async () => {
@@ -80,6 +80,8 @@ describe('value codec', () => {
 })
 
 describe('outage journal', () => {
+  const limits = { maxEntries: 10, maxBytes: 1_000_000 }
+
   it('composes a key\'s writes into their net effect', () => {
     const set: KeyEffect = { kind: 'key', key: 'k', base: { op: 'set', value: '1', expiresAt: 5 }, delta: 0 }
     const incr: KeyEffect = { kind: 'key', key: 'k', delta: 2 }
@@ -89,37 +91,60 @@ describe('outage journal', () => {
     assert.deepEqual(compose(del, incr), { kind: 'key', key: 'k', base: { op: 'del' }, delta: 2 })
   })
 
-  it('is bounded by distinct keys and reports the overflow', () => {
-    const dropped: string[] = []
-    const journal = new OutageJournal(2, (key) => dropped.push(key))
-    journal.record({ op: 'incrby', key: 'a', delta: 1 })
-    journal.record({ op: 'incrby', key: 'b', delta: 1 })
-    journal.record({ op: 'incrby', key: 'a', delta: 1 })
-    journal.record({ op: 'incrby', key: 'c', delta: 1 })
-    assert.equal(journal.size, 2)
-    assert.deepEqual(dropped, ['c'])
+  it('adds rate-limit hits within a window and drops them when a new window starts', () => {
+    const journal = new OutageJournal(limits, () => {})
+    journal.record('rl', { op: 'hits', key: 'r', delta: 1, newWindow: true, endsAt: 100 })
+    journal.record('rl', { op: 'hits', key: 'r', delta: 1, newWindow: false, endsAt: 100 })
+    journal.record('rl', { op: 'hits', key: 'r', delta: -1, newWindow: false, endsAt: 100 })
+    journal.record('rl', { op: 'hits', key: 'r', delta: 1, newWindow: false, endsAt: 100 })
+    assert.deepEqual(journal.take(10, 1e9)?.effects, [{ kind: 'key', key: 'r', delta: 0, window: { hits: 2, endsAt: 100 } }])
+    journal.record('rl', { op: 'del', key: 'r' }) // resetKey during the outage
+    journal.record('rl', { op: 'hits', key: 'r', delta: 1, newWindow: true, endsAt: 200 })
+    journal.record('rl', { op: 'hits', key: 'r', delta: 1, newWindow: false, endsAt: 200 })
+    assert.deepEqual(journal.take(10, 1e9)?.effects, [{ kind: 'key', key: 'r', base: { op: 'del' }, delta: 0, window: { hits: 2, endsAt: 200 } }])
+    journal.record('rl', { op: 'hits', key: 'r', delta: 5, newWindow: true, endsAt: 100 })
+    journal.record('rl', { op: 'hits', key: 'r', delta: 1, newWindow: true, endsAt: 300 })
+    assert.deepEqual(journal.take(10, 1e9)?.effects, [{ kind: 'key', key: 'r', delta: 0, window: { hits: 1, endsAt: 300 } }],
+      'hits of an ended window are not added to the next one')
   })
 
-  it('puts failed entries back underneath newer writes', () => {
-    const journal = new OutageJournal(10, () => {})
-    journal.record({ op: 'set', key: 'k', value: 'old', expiresAt: undefined })
-    const taken = journal.take()
-    journal.record({ op: 'incrby', key: 'k', delta: 3 })
-    journal.restore(taken)
-    const [entry] = journal.take()
-    assert.deepEqual(entry, { kind: 'key', key: 'k', base: { op: 'set', value: 'old', expiresAt: undefined }, delta: 3 })
+  it('gives every feature its own quota of entries and bytes, and reports each overflow', () => {
+    const full: string[] = []
+    const journal = new OutageJournal({ maxEntries: 2, maxBytes: 400 }, (feature, key) => full.push(`${feature}:${key}`))
+    assert.equal(journal.record('client', { op: 'incrby', key: 'a', delta: 1 }), true)
+    assert.equal(journal.record('client', { op: 'incrby', key: 'b', delta: 1 }), true)
+    assert.equal(journal.record('client', { op: 'incrby', key: 'a', delta: 1 }), true, 'an existing key still merges')
+    assert.equal(journal.record('client', { op: 'incrby', key: 'c', delta: 1 }), false)
+    assert.equal(journal.record('session', { op: 'set', key: 's', value: 'x', expiresAt: undefined }), true, 'a client flood leaves sessions their room')
+    assert.equal(journal.record('session', { op: 'set', key: 't', value: 'y'.repeat(200), expiresAt: undefined }), false, 'over the byte quota')
+    assert.deepEqual(full, ['client:c', 'session:t'])
+    assert.deepEqual(journal.usage(), { client: { entries: 2, bytes: 2 * (2 * 1 + 64) }, session: { entries: 1, bytes: 2 * 2 + 64 } })
   })
 
-  it('replays a set with its remaining TTL, and an expired set as a delete', () => {
-    const calls: string[] = []
-    const batch = {
-      set: (k: string, v: string, ttl: number | undefined) => { calls.push(`set ${k} ${v} ${ttl}`) },
-      del: (k: string) => { calls.push(`del ${k}`) },
-      incrby: (k: string, d: number) => { calls.push(`incrby ${k} ${d}`) },
-      pexpireat: (k: string, at: number) => { calls.push(`pexpireat ${k} ${at}`) },
+  it('puts a write whose outcome turned out unknown underneath newer writes, and drops it under a newer clear', () => {
+    const journal = new OutageJournal(limits, () => {})
+    const issued = journal.seq
+    journal.record('session', { op: 'set', key: 'session:a', value: 'newer', expiresAt: undefined })
+    journal.recordEarlier('session', { op: 'set', key: 'session:a', value: 'older', expiresAt: undefined }, issued)
+    journal.recordEarlier('session', { op: 'set', key: 'session:b', value: 'older', expiresAt: undefined }, issued)
+    assert.deepEqual(journal.take(10, 1e9)?.effects.map((e) => e.kind === 'key' && e.base?.op === 'set' ? `${e.key}=${e.base.value}` : '?'),
+      ['session:a=newer', 'session:b=older'])
+    const before = journal.seq
+    journal.record('session', { op: 'unlink-matching', pattern: 'session:*', covers: 'session:' })
+    journal.recordEarlier('session', { op: 'set', key: 'session:c', value: 'x', expiresAt: undefined }, before)
+    assert.equal(journal.size, 1, 'the clear made after it was sent supersedes it')
+  })
+
+  it('replays a clear after what was recorded before it and before what came after', () => {
+    const journal = new OutageJournal(limits, () => {})
+    journal.record('session', { op: 'set', key: 'other:x', value: '1', expiresAt: undefined })
+    journal.record('session', { op: 'set', key: 'session:old', value: '1', expiresAt: undefined })
+    journal.record('session', { op: 'unlink-matching', pattern: 'session:*', covers: 'session:' })
+    journal.record('session', { op: 'set', key: 'session:new', value: '1', expiresAt: undefined })
+    const steps: string[] = []
+    for (let taken = journal.take(10, 1e9); taken; taken = journal.take(10, 1e9)) {
+      steps.push(taken.effects.map((e) => e.kind === 'key' ? e.key : `clear ${e.target}`).join(','))
     }
-    queueReplay({ kind: 'key', key: 'a', base: { op: 'set', value: 'v', expiresAt: 11_000 }, delta: 2 }, batch, 1000)
-    queueReplay({ kind: 'key', key: 'b', base: { op: 'set', value: 'v', expiresAt: 500 }, delta: 0 }, batch, 1000)
-    assert.deepEqual(calls, ['set a v 10000', 'incrby a 2', 'del b'])
+    assert.deepEqual(steps, ['other:x', 'clear session:*', 'session:new'], 'session:old was superseded by the clear')
   })
 })

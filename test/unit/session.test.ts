@@ -145,8 +145,8 @@ describe('kit.session(): options and secure defaults', () => {
 
   it('FailoverSessionStore works on its own, with promises or callbacks, and validates its options', async () => {
     const kit = memoryKit()
-    assert.throws(() => new FailoverSessionStore(kit.manager, { ttlMs: -1 }), isInvalidOption(/ttlMs/))
-    const store = new FailoverSessionStore(kit.manager, { ttlMs: 60_000 })
+    assert.throws(() => kit.sessionStore({ ttlMs: -1 }), isInvalidOption(/ttlMs/))
+    const store = kit.sessionStore({ ttlMs: 60_000 })
     const cookie = { originalMaxAge: null, expires: null, httpOnly: true, path: '/' } as never
     await store.set('one', { cookie, user: 'u1' } as never)
     await new Promise<void>((resolve, reject) => store.set('two', { cookie, user: 'u2' } as never, (error) => error ? reject(error) : resolve()))
@@ -172,7 +172,7 @@ describe('kit.session(): options and secure defaults', () => {
     const login = await request(target.app).post('/login?user=alice').expect(200)
     const sid = login.body.sid as string
     const stored = await target.middleware.store.get(sid)
-    const entries = kit.manager.journal.take()
+    const entries = kit.manager.journal.take(1000, Infinity)?.effects ?? []
     const entry = entries.find((e) => e.kind === 'key' && e.key === `session:${sid}`)
     assert.ok(entry && entry.kind === 'key' && entry.base?.op === 'set', 'the login is journaled as a SET')
     assert.equal(entry.base.value, JSON.stringify(stored))
@@ -182,7 +182,7 @@ describe('kit.session(): options and secure defaults', () => {
 
     const cookie = sessionCookie(login.headers['set-cookie'])
     await request(target.app).post('/logout').set('Cookie', cookie).expect(200)
-    const after = kit.manager.journal.take().find((e) => e.kind === 'key' && e.key === `session:${sid}`)
+    const after = kit.manager.journal.take(1000, Infinity)?.effects.find((e) => e.kind === 'key' && e.key === `session:${sid}`)
     assert.ok(after && after.kind === 'key')
     assert.deepEqual(after.base, { op: 'del' })
   })

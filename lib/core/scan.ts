@@ -1,4 +1,5 @@
 /** SCAN over a key pattern, for features that must list their keys without KEYS. */
+import type { Step } from './calls.js'
 import type { RedisClient } from './redis-types.js'
 
 /** Escapes SCAN/KEYS glob characters, so a prefix like `app[1]:` matches only itself. */
@@ -7,10 +8,10 @@ export function escapeGlob(text: string): string {
 }
 
 /** Yields the keys matching `pattern` one SCAN batch at a time (a key may appear in two batches). */
-export async function* scanBatches(client: RedisClient, pattern: string, count: number): AsyncGenerator<string[]> {
+export async function* scanBatches(client: RedisClient, pattern: string, count: number, step: Step): AsyncGenerator<string[]> {
   let cursor = '0'
   do {
-    const reply = await client.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', String(count)) as [string | Buffer, (string | Buffer)[]]
+    const reply = await step(client.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', String(count)) as Promise<[string | Buffer, (string | Buffer)[]]>)
     cursor = String(reply[0])
     yield reply[1].map(String)
   } while (cursor !== '0')

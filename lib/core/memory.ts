@@ -3,7 +3,7 @@
  * of cache keys cannot evict the sessions that keep users logged in.
  */
 import { LRUCache } from 'lru-cache'
-import type { MemoryOptions } from './types.js'
+import type { MemoryOptions } from '../types.js'
 
 /** Remaining time to live: `undefined` for a missing key, `Infinity` for a key without expiry. */
 export type RemainingTtl = number | undefined

@@ -1,13 +1,17 @@
 /**
  * Builds the kit's own ioredis client with fail-fast settings, and inspects a user-supplied one.
- * The ioredis defaults make requests hang during an outage (offline queue, 20 retries, no command
- * timeout) and resend in-flight commands after a reconnect, which would double-apply increments
- * that the outage journal also replays. Every one of those is switched off here.
+ * The ioredis defaults make requests hang during an outage (offline queue, 20 retries) and resend
+ * in-flight commands after a reconnect, which would double-apply increments that the outage
+ * journal also replays. Every one of those is switched off here.
+ *
+ * No ioredis `commandTimeout`: the manager's watchdog bounds every call itself, from the moment
+ * it is made (ioredis' timer starts only once a queued command is written), and keeps waiting for
+ * the real reply in the background, so the kit learns whether a call it gave up on ran.
  */
 import { isIP } from 'node:net'
 import { Redis, type RedisOptions } from 'ioredis'
-import type { KitConfig } from './config.js'
-import type { RedisClient } from './redis-types.js'
+import type { KitConfig } from '../config.js'
+import { isCluster, type RedisClient } from './redis-types.js'
 
 /** Capped exponential backoff with jitter, so a fleet does not reconnect in lock-step. */
 export function retryDelay(attempt: number, maxDelayMs: number): number {
@@ -32,7 +36,6 @@ export function createRedisClient(config: KitConfig, overrides: Partial<RedisOpt
     // Commands issued in one event-loop turn leave in one socket write: under concurrent requests
     // the write syscall, not Redis, is the client's main cost.
     enableAutoPipelining: true,
-    commandTimeout: config.commandTimeoutMs,
     connectTimeout: config.connectTimeoutMs,
     retryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
     connectionName: 'express-redis-kit',
@@ -46,20 +49,43 @@ export function createRedisClient(config: KitConfig, overrides: Partial<RedisOpt
 interface InspectableOptions {
   enableOfflineQueue?: boolean
   maxRetriesPerRequest?: number | null
-  commandTimeout?: number
   autoResendUnfulfilledCommands?: boolean
   redisOptions?: InspectableOptions
+  host?: string
+  port?: number
+  path?: string
+  db?: number
+  tls?: unknown
+  name?: string
+  sentinels?: { host?: string; port?: number }[]
 }
 
 /** The settings of a user's client that would let requests hang or writes run twice. */
-export function riskySettings(client: RedisClient): { risks: string[]; commandTimeout: number | undefined } {
+export function riskySettings(client: RedisClient): { risks: string[] } {
   const options = (client as unknown as { options?: InspectableOptions }).options ?? {}
   const node = options.redisOptions ?? options
   const risks: string[] = []
   if (options.enableOfflineQueue !== false) risks.push('enableOfflineQueue is on (commands queue while Redis is down and run later)')
   const retries = node.maxRetriesPerRequest
   if (retries === null || retries === undefined || retries > 1) risks.push(`maxRetriesPerRequest is ${String(retries ?? 20)}`)
-  if (!node.commandTimeout) risks.push('commandTimeout is not set')
   if (node.autoResendUnfulfilledCommands !== false) risks.push('autoResendUnfulfilledCommands is on (in-flight writes may run twice)')
-  return { risks, commandTimeout: node.commandTimeout }
+  return { risks }
+}
+
+/** Where a user-supplied client points, without credentials: for logs and health output. */
+export function describeClient(client: RedisClient): string {
+  if (isCluster(client)) {
+    const nodes = client.nodes('all').map((node) => `${node.options.host ?? '?'}:${node.options.port ?? '?'}`)
+    const startup = (client as unknown as { startupNodes?: { host?: string; port?: number }[] }).startupNodes ?? []
+    const shown = nodes.length > 0 ? nodes : startup.map((node) => `${node.host ?? 'localhost'}:${node.port ?? 6379}`)
+    return `cluster ${shown.join(',')}`
+  }
+  const options = (client as unknown as { options?: InspectableOptions }).options ?? {}
+  if (options.sentinels && options.sentinels.length > 0) {
+    const sentinels = options.sentinels.map((s) => `${s.host ?? 'localhost'}:${s.port ?? 26379}`).join(',')
+    return `sentinel master '${options.name ?? '?'}' via ${sentinels}`
+  }
+  if (options.path) return `unix:${options.path}`
+  const scheme = options.tls ? 'rediss' : 'redis'
+  return `${scheme}://${options.host ?? 'localhost'}:${options.port ?? 6379}/${options.db ?? 0}`
 }

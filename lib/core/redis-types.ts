@@ -5,3 +5,7 @@
 import type { Cluster, Redis } from 'ioredis'
 
 export type RedisClient = Redis | Cluster
+
+export function isCluster(client: RedisClient): client is Cluster {
+  return client.isCluster === true
+}

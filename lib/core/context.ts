@@ -1,0 +1,111 @@
+/**
+ * What a feature sees of the kit: a narrow, per-feature handle on the connection manager.
+ * Features run dual calls, journal their own writes, use their memory twin and log through it;
+ * they never see the manager's state machine, its journal or its client settings.
+ */
+import type { ConnectionManager } from './manager.js'
+import type { DualCall, SteppedCall } from './calls.js'
+import type { JournalWrite } from './journal.js'
+import type { MemoryStore } from './memory.js'
+import type { RedisClient } from './redis-types.js'
+import type { Backend, JournalOptions, Logger, MemoryOptions } from '../types.js'
+
+/** The settings a feature may read. */
+export interface FeatureSettings {
+  commandTimeoutMs: number
+  memory: Readonly<MemoryOptions>
+  journal: Readonly<JournalOptions>
+  /** The environment the kit reads (the `env` option, else `process.env`). */
+  env: Readonly<Record<string, string | undefined>>
+  logger: Logger | undefined
+}
+
+export class FeatureContext {
+  /** The full Redis key prefix of this feature: the kit's `keyPrefix`, then the namespace. */
+  readonly prefix: string
+  readonly settings: FeatureSettings
+  private readonly warned = new Set<string>()
+
+  constructor(private readonly manager: ConnectionManager, readonly feature: string, namespace: string) {
+    this.prefix = manager.key(namespace, '')
+    const { commandTimeoutMs, memory, journal, env, logger } = manager.config
+    this.settings = { commandTimeoutMs, memory, journal, env, logger }
+  }
+
+  /** The full Redis key of one of this feature's keys. */
+  key(key: string): string {
+    return this.prefix + key
+  }
+
+  /** The kit's key prefix plus `namespace` (for a feature with several key spaces). */
+  namespaced(namespace: string): string {
+    return this.manager.key(namespace, '')
+  }
+
+  /** This feature's bounded memory twin. */
+  get memory(): MemoryStore {
+    return this.manager.memory(this.feature)
+  }
+
+  /** A second memory twin of this feature (e.g. its tombstones), bounded like the first. */
+  extraMemory(name: string): MemoryStore {
+    return this.manager.memory(`${this.feature}:${name}`)
+  }
+
+  run<T>(call: DualCall<T>): Promise<T> {
+    return this.manager.run(this.feature, call)
+  }
+
+  runStepped<T>(call: SteppedCall<T>): Promise<T> {
+    return this.manager.runStepped(call)
+  }
+
+  /** Journals a write for replay (counted against this feature's quota); false when not kept. */
+  record(write: JournalWrite): boolean {
+    return this.manager.record(this.feature, write)
+  }
+
+  /** Where calls go right now. */
+  get backend(): Backend {
+    return this.manager.backend()
+  }
+
+  /** True while Redis is unavailable (connecting or degraded), false when ready or disabled on purpose. */
+  get outage(): boolean {
+    const state = this.manager.state
+    return state === 'connecting' || state === 'degraded'
+  }
+
+  get disabled(): boolean {
+    return this.manager.state === 'disabled'
+  }
+
+  /** The shared client, for library stores (connect-redis, rate-limit-redis); undefined when disabled. */
+  get client(): RedisClient | undefined {
+    return this.manager.redis
+  }
+
+  /**
+   * Runs `listener` each time the kit goes back to Redis. The outage's replay was sent before it
+   * runs, so anything the listener sends reaches Redis after every replayed write.
+   */
+  onResume(listener: () => void): void {
+    this.manager.on('stateChange', (to) => { if (to === 'ready') listener() })
+  }
+
+  /** Marks the feature as in use, for the `/health` summary. */
+  register(): void {
+    this.manager.registerFeature(this.feature)
+  }
+
+  warn(message: string): void {
+    this.settings.logger?.warn(`[express-redis-kit] ${message}`)
+  }
+
+  /** Logs a problem once per code for the life of the kit, never once per request. */
+  warnOnce(code: string, message: string): void {
+    if (this.warned.has(code)) return
+    this.warned.add(code)
+    this.warn(`${code}: ${message}`)
+  }
+}

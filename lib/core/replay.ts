@@ -1,0 +1,309 @@
+/**
+ * Replay: moves the outage journal to Redis exactly once, whatever happens to the replies.
+ *
+ * Key effects travel in batches, each applied by ONE script that first checks and sets a marker
+ * key (`<keyPrefix>kit:replay:<instance>:<seq>`, kept 24 h). A batch whose reply is lost is
+ * in doubt; it is never rebuilt, only resent as the same batch with the same marker, so a copy
+ * that already ran is skipped by Redis itself. A batch Redis refused before running it (OOM,
+ * READONLY …) stops at the marker, which is the script's first write, so nothing of it ran.
+ *
+ * Order: batches go in journal order, one at a time, and the kit only goes back to Redis once
+ * every batch before the last is confirmed; the last one is written to the socket in the same
+ * tick as the switch, ahead of any newer command on that connection. Clears (`unlink-matching`,
+ * `unlink-set`) are idempotent multi-step tasks replayed between batches, each step bounded.
+ */
+import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import type { Effect, KeyEffect, OutageJournal, TaskEffect } from './journal.js'
+import { LuaScript } from './lua.js'
+import { classify } from './outage.js'
+import { isCluster, type RedisClient } from './redis-types.js'
+import { within } from './watchdog.js'
+
+/**
+ * KEYS[1] marker, KEYS[2..] one key per effect. ARGV[1] marker TTL ms, ARGV[2] now (ms), then per
+ * key: base ('S' set, 'D' delete, '' none), value, expiresAt ('' none), INCRBY delta,
+ * window hits, window end, PEXPIREAT ('' none). Returns {1|0 applied, failed ops, first error}.
+ * Each operation runs under pcall: a key holding the wrong type fails that key, not the batch.
+ */
+const REPLAY = new LuaScript(`local marker = KEYS[1]
+if redis.call('EXISTS', marker) == 1 then return {0, 0, ''} end
+redis.call('SET', marker, '1', 'PX', ARGV[1])
+local now = tonumber(ARGV[2])
+local failed, first = 0, ''
+local function try(...)
+  local reply = redis.pcall(...)
+  if type(reply) == 'table' and reply.err then
+    failed = failed + 1
+    if first == '' then first = reply.err end
+  end
+end
+local a = 3
+for k = 2, #KEYS do
+  local key = KEYS[k]
+  local base, value, expires, delta = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local hits, windowEnd, expireAt = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  a = a + 7
+  if base == 'D' then try('UNLINK', key)
+  elseif base == 'S' then
+    if expires == '' then try('SET', key, value)
+    else
+      local px = tonumber(expires) - now
+      if px > 0 then try('SET', key, value, 'PX', string.format('%d', px)) else try('UNLINK', key) end
+    end
+  end
+  if delta ~= '0' then try('INCRBY', key, delta) end
+  if hits ~= '0' then
+    local left = tonumber(windowEnd) - now
+    if left > 0 and tonumber(hits) > 0 then
+      if redis.call('PTTL', key) <= 0 then try('SET', key, hits, 'PX', string.format('%d', left))
+      else try('INCRBY', key, hits) end
+    end
+  end
+  if expireAt ~= '' then try('PEXPIREAT', key, expireAt) end
+end
+return {1, failed, first}`)
+
+/** Long enough to outlast any outage during which a batch can stay in doubt. */
+const MARKER_TTL_MS = 24 * 60 * 60 * 1000
+/** The write check that opens every recovery leaves only a marker that expires at once. */
+const CHECK_TTL_MS = 1000
+const BATCH_ENTRIES = 200
+const BATCH_BYTES = 1024 * 1024
+const SCAN_COUNT = 1000
+const UNLINK_CHUNK = 500
+
+interface Batch {
+  kind: 'batch'
+  feature: string
+  marker: string
+  markerTtlMs: number
+  keys: string[]
+  ops: string[]
+  /** `sent`: a copy is on its way and its outcome unknown; `lost`: it is known not to have landed. */
+  state: 'new' | 'sent' | 'lost' | 'done'
+  copy: Promise<unknown> | undefined
+  reply: unknown
+}
+
+interface Task {
+  kind: 'task'
+  feature: string
+  effect: TaskEffect
+}
+
+type Step = Batch | Task
+
+/** What one outage's replay did, for the single log line at recovery. */
+export interface ReplayReport {
+  /** Journal entries applied by Redis. */
+  applied: number
+  batches: number
+  /** Operations Redis rejected (e.g. WRONGTYPE); those writes are lost. */
+  failed: number
+  firstError: string | undefined
+}
+
+function opsOf(effect: KeyEffect): string[] {
+  const base = effect.base
+  return [
+    base === undefined ? '' : base.op === 'del' ? 'D' : 'S',
+    base?.op === 'set' ? base.value : '',
+    base?.op === 'set' && base.expiresAt !== undefined ? String(Math.ceil(base.expiresAt)) : '',
+    String(effect.delta),
+    String(effect.window?.hits ?? 0),
+    String(Math.ceil(effect.window?.endsAt ?? 0)),
+    effect.expireAt === undefined ? '' : String(Math.ceil(effect.expireAt)),
+  ]
+}
+
+export interface ReplayOptions {
+  keyPrefix: string
+  journal: OutageJournal
+  /** How long one replay step may wait for its reply. */
+  stepTimeoutMs: number
+}
+
+export class Replayer {
+  /** Steps taken from the journal and not yet confirmed, in order. */
+  private readonly owed: Step[] = []
+  private readonly instance = randomBytes(9).toString('base64url')
+  private sequence = 0
+  private current: ReplayReport = { applied: 0, batches: 0, failed: 0, firstError: undefined }
+
+  constructor(private readonly options: ReplayOptions) {}
+
+  /** Entries still to replay: owed steps plus the journal. */
+  get pending(): number {
+    let owed = 0
+    for (const step of this.owed) owed += step.kind === 'batch' ? step.keys.length : 1
+    return owed + this.options.journal.size
+  }
+
+  /** Batches sent whose outcome is not known yet. */
+  get inDoubt(): number {
+    return this.owed.filter((step) => step.kind === 'batch' && step.state === 'sent').length
+  }
+
+  /** Returns and resets what has been replayed since the last call. */
+  takeReport(): ReplayReport {
+    const report = this.current
+    this.current = { applied: 0, batches: 0, failed: 0, firstError: undefined }
+    return report
+  }
+
+  /**
+   * Proves Redis runs writes again (a Redis that refuses writes still answers PING): one empty
+   * batch, whose marker expires at once. Throws as Redis does.
+   */
+  async checkWrites(client: RedisClient): Promise<void> {
+    const marker = this.marker()
+    await within(REPLAY.runInOrder(client, [marker], [CHECK_TTL_MS, Date.now()]), this.options.stepTimeoutMs, 'Write check')
+  }
+
+  /**
+   * Replays owed steps and then the journal, awaiting each, until what is left can go in one
+   * final batch. Throws when Redis stops answering or refuses; the step stays owed.
+   */
+  async drain(client: RedisClient): Promise<void> {
+    for (;;) {
+      if (this.owed.length === 0) {
+        if (this.finishable()) return
+        const step = this.take()
+        if (!step) return
+        this.owed.push(step)
+      }
+      const step = this.owed[0] as Step
+      await this.run(client, step)
+      if (this.owed[0] === step) this.owed.shift()
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  }
+
+  /** Whether what is left fits in the last, unawaited batches: nothing owed, no task, little else. */
+  finishable(): boolean {
+    return this.owed.length === 0 && this.options.journal.size <= BATCH_ENTRIES && !this.options.journal.hasTasks()
+  }
+
+  /**
+   * Writes the rest of the journal to the socket now, in order, so the caller can switch to Redis
+   * in this same tick. `settled` reports each batch's outcome later (an error: it stays owed).
+   */
+  sendRest(client: RedisClient, settled: (copy: Promise<unknown>) => void): void {
+    for (let step = this.take(); step; step = this.take()) {
+      if (step.kind === 'task') { this.owed.push(step); continue } // finishable() excludes this
+      this.owed.push(step)
+      settled(this.send(client, step).then(() => {
+        this.confirm(step)
+        const at = this.owed.indexOf(step)
+        if (at !== -1) this.owed.splice(at, 1)
+      }))
+    }
+  }
+
+  private marker(): string {
+    this.sequence += 1
+    return `${this.options.keyPrefix}kit:replay:${this.instance}:${this.sequence}`
+  }
+
+  private take(): Step | undefined {
+    const taken = this.options.journal.take(BATCH_ENTRIES, BATCH_BYTES)
+    if (!taken) return undefined
+    const first = taken.effects[0] as Effect
+    if (first.kind === 'task') return { kind: 'task', feature: taken.feature, effect: first }
+    const keys: string[] = []
+    const ops: string[] = []
+    for (const effect of taken.effects as KeyEffect[]) {
+      keys.push(effect.key)
+      ops.push(...opsOf(effect))
+    }
+    return { kind: 'batch', feature: taken.feature, marker: this.marker(), markerTtlMs: MARKER_TTL_MS, keys, ops, state: 'new', copy: undefined, reply: undefined }
+  }
+
+  private send(client: RedisClient, batch: Batch): Promise<unknown> {
+    batch.state = 'sent'
+    const copy = REPLAY.runInOrder(client, [batch.marker, ...batch.keys], [batch.markerTtlMs, Date.now(), ...batch.ops])
+    batch.copy = copy
+    // The outcome is kept even when nobody waits any more: a late reply confirms the batch.
+    copy.then((reply) => {
+      if (batch.copy !== copy) return
+      batch.state = 'done'
+      batch.reply = reply
+    }, (error: unknown) => {
+      if (batch.copy === copy && classify(error) !== 'data') batch.state = 'lost'
+    })
+    return copy
+  }
+
+  /** Counts a landed batch (its reply: applied now or by an earlier copy, and failed operations). */
+  private confirm(batch: Batch): void {
+    if (batch.state !== 'done') return
+    batch.copy = undefined
+    const [, failed, firstError] = Array.isArray(batch.reply) ? batch.reply as [unknown, unknown, unknown] : [1, 0, '']
+    this.current.batches += 1
+    this.current.applied += batch.keys.length
+    if (Number(failed) > 0) {
+      this.current.failed += Number(failed)
+      this.current.firstError ??= String(firstError)
+    }
+  }
+
+  private async run(client: RedisClient, step: Step): Promise<void> {
+    if (step.kind === 'task') {
+      await this.runTask(client, step.effect)
+      this.current.applied += 1
+      return
+    }
+    if (step.state !== 'done') {
+      // A copy still waiting on a live connection is awaited, never duplicated.
+      const copy = step.state === 'sent' && step.copy ? step.copy : this.send(client, step)
+      try {
+        await within(copy, this.options.stepTimeoutMs, 'Replay')
+      } catch (error) {
+        if (classify(error) !== 'data') throw error
+        // Redis rejected the script as a whole (nothing of it ran): report it and move on.
+        this.current.failed += step.keys.length
+        this.current.firstError ??= error instanceof Error ? error.message : String(error)
+        return
+      }
+      // The reply handler registered in send() ran first (it was attached before this await).
+    }
+    this.confirm(step)
+  }
+
+  private async runTask(client: RedisClient, task: TaskEffect): Promise<void> {
+    const timeout = this.options.stepTimeoutMs
+    if (task.op === 'unlink-set') {
+      const members = await within(client.smembers(task.target), timeout, 'Replay')
+      await this.unlink(client, members)
+      await within(client.unlink(task.target), timeout, 'Replay')
+      return
+    }
+    const nodes: Redis[] = isCluster(client) ? client.nodes('master') : [client]
+    for (const node of nodes) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await within(node.scan(cursor, 'MATCH', task.target, 'COUNT', SCAN_COUNT), timeout, 'Replay')
+        cursor = next
+        await this.unlink(client, keys)
+      } while (cursor !== '0')
+    }
+  }
+
+  /** UNLINK in chunks; on a Cluster one key per command (keys of one chunk span slots). */
+  private async unlink(client: RedisClient, keys: readonly string[]): Promise<void> {
+    const timeout = this.options.stepTimeoutMs
+    if (isCluster(client)) {
+      await within(Promise.all(keys.map((key) => client.unlink(key))), timeout, 'Replay')
+      return
+    }
+    for (let i = 0; i < keys.length; i += UNLINK_CHUNK) {
+      await within(client.unlink(...keys.slice(i, i + UNLINK_CHUNK)), timeout, 'Replay')
+    }
+  }
+
+  /** Forgets everything owed (the kit is closing). */
+  clear(): void {
+    this.owed.length = 0
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * The watchdog bounds every call the kit sends to Redis, whatever the client does with it
+ * (auto-pipelining holds a batch until the one before it is answered, and ioredis' own timer
+ * only starts when a command is written). Two verdicts end a wait:
+ *
+ * - stalled: calls are waiting and no reply has arrived for longer than recent latency makes
+ *   plausible (Jacobson/Karels: smoothed latency + 4 × its deviation, never below `floorMs`).
+ *   A Redis that hangs under load is noticed within tens of milliseconds, not the full timeout.
+ * - too slow: the oldest call has waited `ceilingMs` (commandTimeoutMs), replies or not.
+ *
+ * A stall of this process (GC, a long synchronous task) must not read as a Redis stall: replies
+ * may be sitting unread in the socket. So a verdict is confirmed once more after the event loop
+ * has polled for I/O (setImmediate runs after the poll phase) before any call is given up.
+ */
+import { HangError } from './outage.js'
+
+/** One call in flight. `hang` answers it without Redis; `done` is set when Redis answered. */
+export interface Tracked {
+  readonly started: number
+  done: boolean
+  hang(): void
+}
+
+export type Verdict = 'stalled' | 'too-slow'
+
+export class Watchdog {
+  private queue: Tracked[] = []
+  private head = 0
+  private timer: NodeJS.Timeout | undefined
+  private confirming = false
+  private srtt = 0
+  private rttvar = 0
+  private sampled = false
+  private lastReply = 0
+
+  constructor(
+    private readonly floorMs: number,
+    private readonly ceilingMs: number,
+    private readonly onHang: (verdict: Verdict, waitedMs: number) => void,
+  ) {}
+
+  /** How long without any reply counts as a stall right now. */
+  get stallAfterMs(): number {
+    if (!this.sampled) return this.ceilingMs
+    return Math.min(this.ceilingMs, Math.max(this.floorMs, this.srtt + 4 * this.rttvar))
+  }
+
+  /** Smoothed latency of recent replies, in ms (0 before the first). */
+  get latencyMs(): number {
+    return this.srtt
+  }
+
+  /** Feeds one reply's latency into the model (also used for probes). */
+  sample(ms: number, now: number): void {
+    this.lastReply = now
+    if (!this.sampled) {
+      this.sampled = true
+      this.srtt = ms
+      this.rttvar = ms / 2
+      return
+    }
+    this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - ms)
+    this.srtt = 0.875 * this.srtt + 0.125 * ms
+  }
+
+  track(call: Tracked): void {
+    this.queue.push(call)
+    if (this.timer === undefined && !this.confirming) this.arm(call.started)
+  }
+
+  /** Forgets every call (the kit stopped using Redis for them). */
+  clear(): void {
+    this.queue = []
+    this.head = 0
+    clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  private arm(oldestStarted: number): void {
+    const now = performance.now()
+    const since = Math.max(oldestStarted, this.lastReply)
+    const due = Math.min(oldestStarted + this.ceilingMs, since + this.stallAfterMs)
+    this.timer = setTimeout(this.check, Math.max(1, Math.ceil(due - now)))
+    this.timer.unref()
+  }
+
+  private oldest(): Tracked | undefined {
+    while (this.head < this.queue.length) {
+      const call = this.queue[this.head] as Tracked
+      if (!call.done) {
+        // Under steady load the queue is never empty: drop the answered prefix now and then.
+        if (this.head > 1024 && this.head * 2 > this.queue.length) {
+          this.queue = this.queue.slice(this.head)
+          this.head = 0
+        }
+        return call
+      }
+      this.head += 1
+    }
+    this.queue = []
+    this.head = 0
+    return undefined
+  }
+
+  private verdict(oldest: Tracked, now: number): Verdict | undefined {
+    if (now - oldest.started >= this.ceilingMs) return 'too-slow'
+    if (now - Math.max(oldest.started, this.lastReply) >= this.stallAfterMs) return 'stalled'
+    return undefined
+  }
+
+  private readonly check = (): void => {
+    this.timer = undefined
+    const oldest = this.oldest()
+    if (!oldest) return
+    if (this.verdict(oldest, performance.now()) === undefined) { this.arm(oldest.started); return }
+    // Let the event loop poll the socket first: the replies may already be here.
+    this.confirming = true
+    setImmediate(this.confirm)
+  }
+
+  private readonly confirm = (): void => {
+    this.confirming = false
+    const oldest = this.oldest()
+    if (!oldest) return
+    const now = performance.now()
+    const verdict = this.verdict(oldest, now)
+    if (verdict === undefined) { this.arm(oldest.started); return }
+    const waiting = this.queue.slice(this.head)
+    this.clear()
+    this.onHang(verdict, now - oldest.started)
+    for (const call of waiting) if (!call.done) call.hang()
+  }
+}
+
+/**
+ * Waits for `promise` at most `ms`, then (after one more I/O poll, see above) rejects with a
+ * HangError. The promise itself goes on: its outcome can still be learned later.
+ */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false
+    const timer = setTimeout(() => {
+      setImmediate(() => {
+        if (!settled) { settled = true; reject(new HangError(`${what} timed out after ${ms} ms (no reply)`)) }
+      })
+    }, ms)
+    timer.unref()
+    promise.then(
+      (value) => { if (!settled) { settled = true; clearTimeout(timer); resolve(value) } },
+      (error: unknown) => { if (!settled) { settled = true; clearTimeout(timer); reject(error) } },
+    )
+  })
+}
