@@ -25,7 +25,7 @@ function ttlMs(method: string, name: string, value: unknown): number {
   }
   const ms = Math.ceil(value * 1000)
   if (!Number.isSafeInteger(Date.now() + ms)) {
-    throw invalidArgument(method, `${name} of ${String(value)} seconds is beyond what Redis can expire; use at most ${Math.floor((Number.MAX_SAFE_INTEGER - Date.now()) / 1000)} seconds`)
+    throw invalidArgument(method, `${name} is ${String(value)} seconds, beyond what Redis can expire; use at most ${Math.floor((Number.MAX_SAFE_INTEGER - Date.now()) / 1000)} seconds`)
   }
   return ms
 }
@@ -85,7 +85,8 @@ export class KeyValueClient {
     const memory = this.ctx.memory
     const remember = (): boolean => { memory.set(full, encoded, ms); return true }
     return this.ctx.run({
-      redis: async (redis) => { await redis.set(full, encoded, 'PX', ms); return remember() },
+      redis: (redis) => redis.set(full, encoded, 'PX', ms),
+      fromRedis: remember,
       memory: remember,
       journal: { op: 'set', key: full, value: encoded, expiresAt: Date.now() + ms },
     })
@@ -97,7 +98,8 @@ export class KeyValueClient {
     const full = this.ctx.key(key)
     const memory = this.ctx.memory
     return this.ctx.run({
-      redis: async (redis) => { memory.delete(full); return (await redis.del(full)) > 0 },
+      redis: (redis) => redis.del(full),
+      fromRedis: (removed) => { memory.delete(full); return removed > 0 },
       memory: () => memory.delete(full),
       journal: { op: 'del', key: full },
     })
@@ -123,14 +125,10 @@ export class KeyValueClient {
     const full = this.ctx.key(key)
     const memory = this.ctx.memory
     return this.ctx.run({
-      redis: async (redis) => {
-        let next: number
-        try {
-          next = await redis.incrby(full, amount)
-        } catch (error) {
-          if (isNotInteger(error)) throw new KitError('ERR_KIT_NOT_INTEGER', NOT_INTEGER)
-          throw error
-        }
+      redis: (redis) => redis.incrby(full, amount).catch((error: unknown) => {
+        throw isNotInteger(error) ? new KitError('ERR_KIT_NOT_INTEGER', NOT_INTEGER) : error
+      }),
+      fromRedis: (next) => {
         memory.replaceKeepTtl(full, String(next))
         return next
       },
@@ -150,7 +148,8 @@ export class KeyValueClient {
     const full = this.ctx.key(key)
     const memory = this.ctx.memory
     return this.ctx.run({
-      redis: async (redis) => { memory.expire(full, ms); return (await redis.pexpire(full, ms)) === 1 },
+      redis: (redis) => redis.pexpire(full, ms),
+      fromRedis: (set) => { memory.expire(full, ms); return set === 1 },
       memory: () => memory.expire(full, ms),
       journal: { op: 'pexpireat', key: full, at: Date.now() + ms },
     })

@@ -14,5 +14,5 @@ export {
   type SessionStoreOptions, type StoredSession,
 } from './session.js'
 export type {
-  Backend, JournalOptions, KitEvents, KitOptions, KitState, KitValue, Logger, MemoryOptions,
+  Backend, InDoubtWrite, JournalOptions, KitEvents, KitOptions, KitState, KitValue, Logger, MemoryOptions,
 } from './types.js'

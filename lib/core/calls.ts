@@ -14,8 +14,15 @@ import type { RedisClient } from './redis-types.js'
  */
 export type MemoryReason = 'not-tried' | 'not-run' | 'in-doubt'
 
-export interface DualCall<T> {
-  redis(client: RedisClient): Promise<T>
+export interface DualCall<T, R = T> {
+  /** The Redis command(s). Nothing after its await may touch memory: see `fromRedis`. */
+  redis(client: RedisClient): Promise<R>
+  /**
+   * Turns Redis' reply into the answer, and refreshes the memory twin from it. Called only when
+   * Redis answered in time: a reply that comes after memory already answered (the call was in
+   * doubt) must not overwrite what memory did since (a delete made meanwhile, say).
+   */
+  fromRedis?(reply: R): T
   memory(reason: MemoryReason): T
   /**
    * The write to replay when memory answered and Redis did not run it; a function gets memory's
@@ -34,6 +41,6 @@ export interface SteppedCall<T> {
   memory(reason: MemoryReason): T
 }
 
-export function journalOf<T>(call: Pick<DualCall<T>, 'journal'>, answer: T): JournalWrite | undefined {
+export function journalOf<T>(call: { journal?: DualCall<T>['journal'] }, answer: T): JournalWrite | undefined {
   return typeof call.journal === 'function' ? call.journal(answer) : call.journal
 }

@@ -52,7 +52,7 @@ export class FeatureContext {
     return this.manager.memory(`${this.feature}:${name}`)
   }
 
-  run<T>(call: DualCall<T>): Promise<T> {
+  run<T, R = T>(call: DualCall<T, R>): Promise<T> {
     return this.manager.run(this.feature, call)
   }
 

@@ -136,6 +136,7 @@ export interface Taken {
 export class OutageJournal {
   private readonly features = new Map<string, FeatureJournal>()
   private sequence = 0
+  private nextFeature = 0
 
   constructor(
     private readonly limits: JournalLimits,
@@ -227,8 +228,12 @@ export class OutageJournal {
    * stopping before a task when key effects were taken (a task is replayed on its own).
    */
   take(maxEntries: number, maxBytes: number): Taken | undefined {
-    for (const journal of this.features.values()) {
+    // Round-robin over features: one whose writes keep coming cannot starve the others.
+    const features = [...this.features.values()]
+    for (let i = 0; i < features.length; i++) {
+      const journal = features[(this.nextFeature + i) % features.length] as FeatureJournal
       if (journal.entries.size === 0) continue
+      this.nextFeature = (this.nextFeature + i + 1) % features.length
       const effects: Effect[] = []
       let bytes = 0
       for (const [id, entry] of journal.entries) {

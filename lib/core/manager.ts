@@ -25,7 +25,7 @@ import { MemoryStore } from './memory.js'
 import { classify, HangError, replyCode } from './outage.js'
 import { createRedisClient, describeClient, retryDelay, riskySettings } from './redis-client.js'
 import type { RedisClient } from './redis-types.js'
-import { Replayer, type ReplayReport } from './replay.js'
+import { Replayer } from './replay.js'
 import { Watchdog, within, type Tracked, type Verdict } from './watchdog.js'
 
 /** Below this, a stall verdict would trip on ordinary jitter of a healthy Redis. */
@@ -49,7 +49,7 @@ function dataError(error: unknown): unknown {
 }
 
 /** One call in flight on Redis. */
-class Pending<T> implements Tracked {
+class Pending<T, R> implements Tracked {
   readonly started = performance.now()
   done = false
   private answered = false
@@ -58,17 +58,23 @@ class Pending<T> implements Tracked {
   constructor(
     private readonly manager: ConnectionManager,
     private readonly feature: string,
-    private readonly call: DualCall<T>,
+    private readonly call: DualCall<T, R>,
     private readonly seq: number,
     private readonly resolve: (value: T) => void,
     private readonly reject: (error: unknown) => void,
   ) {}
 
-  readonly ok = (value: T): void => {
+  readonly ok = (reply: R): void => {
     this.done = true
     const now = performance.now()
     this.manager.watchdog.sample(now - this.started, now)
-    if (!this.answered) this.resolve(value)
+    if (this.answered) return // memory answered already; its effects stand
+    if (this.call.fromRedis === undefined) { this.resolve(reply as unknown as T); return }
+    try {
+      this.resolve(this.call.fromRedis(reply))
+    } catch (error) {
+      this.reject(dataError(error))
+    }
   }
 
   readonly fail = (error: unknown): void => {
@@ -243,7 +249,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
    * Runs a call on Redis when it is ready, else on memory. Not `async`: the hot path costs one
    * promise and one tracking record.
    */
-  run<T>(feature: string, call: DualCall<T>): Promise<T> {
+  run<T, R = T>(feature: string, call: DualCall<T, R>): Promise<T> {
     const client = this.client
     if (this.currentState !== 'ready' || client === undefined) {
       try {
@@ -252,7 +258,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
         return Promise.reject(error)
       }
     }
-    let sent: Promise<T>
+    let sent: Promise<R>
     try {
       sent = call.redis(client)
     } catch (error) {
@@ -290,7 +296,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     return this.journal.record(feature, write)
   }
 
-  private fromMemory<T>(feature: string, call: DualCall<T>, reason: MemoryReason): T {
+  private fromMemory<T, R>(feature: string, call: DualCall<T, R>, reason: MemoryReason): T {
     const answer = call.memory(reason)
     if (call.journal !== undefined && this.currentState !== 'disabled' && !this.closed) {
       const write = journalOf(call, answer)
@@ -303,7 +309,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
    * The Redis half of a call failed on an outage, or got no answer: the write is journaled if
    * Redis did not run it, and, when that cannot be known, only if running it twice is harmless.
    */
-  settleUnknown<T>(feature: string, call: DualCall<T>, answer: T, seq: number, outcome: 'not-run' | 'in-doubt'): void {
+  settleUnknown<T, R>(feature: string, call: DualCall<T, R>, answer: T, seq: number, outcome: 'not-run' | 'in-doubt'): void {
     if (call.journal === undefined || this.currentState === 'disabled' || this.closed) return
     const write = journalOf(call, answer)
     if (!write) return
@@ -484,12 +490,23 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
       throw error
     }
     if (this.closed || client.status !== 'ready') return
-    this.replayer.sendRest(client, (copy) => this.trackInternal(copy))
+    const awaited = this.replayer.takeReport()
+    const copies: Promise<unknown>[] = []
+    const sent = this.replayer.sendRest(client, (copy) => { copies.push(copy); this.trackInternal(copy) })
     this.error = undefined
     this.probeAttempt = 0
     this.streak = 0
     this.readyAt = performance.now()
-    this.setState('ready', undefined, this.replayer.takeReport())
+    this.setState('ready', undefined, awaited.applied + sent)
+    // Rejections of the last batches are known only once they are answered: one line for all.
+    void Promise.allSettled(copies).then(() => {
+      const late = this.replayer.takeReport()
+      const failed = awaited.failed + late.failed
+      if (failed === 0) return
+      this.log('warn', `ERR_KIT_REPLAY_REJECTED: Redis rejected ${failed} of the ${awaited.applied + sent} write(s) replayed after the outage `
+        + `(first: ${redactText(awaited.firstError ?? late.firstError ?? '', this.config)}); those writes are lost. `
+        + 'Another program changed those keys meanwhile (e.g. to another type).')
+    })
   }
 
   /** Watches a replay batch sent with the switch to ready like any call: a hang degrades the kit. */
@@ -507,14 +524,14 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     })
   }
 
-  private setState(to: KitState, error?: Error, report?: ReplayReport): void {
+  private setState(to: KitState, error?: Error, replayed = 0): void {
     const from = this.currentState
     if (from === to) return
     this.currentState = to
     this.stateSince = new Date()
     clearTimeout(this.connectTimer)
     if (to === 'ready') {
-      this.log('info', `Redis ${from === 'degraded' ? 'is back' : 'connected'} at ${this.server}; features use Redis${this.describeReplay(report)}`)
+      this.log('info', `Redis ${from === 'degraded' ? 'is back' : 'connected'} at ${this.server}; features use Redis${this.describeOutage(replayed)}`)
     } else if (to === 'degraded') {
       this.log('warn', `Redis unavailable at ${this.server} (${error?.message ?? 'unknown error'}); serving from memory until it answers again`)
     }
@@ -524,11 +541,10 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     if (to === 'ready' && from === 'degraded') this.emit('recovered')
   }
 
-  /** The outage's replay in a few words, or '' when there was nothing to replay. */
-  private describeReplay(report: ReplayReport | undefined): string {
+  /** The outage's replay in a few words, or '' when there was nothing to tell. */
+  private describeOutage(replayed: number): string {
     const parts: string[] = []
-    if (report && report.applied > 0) parts.push(`replayed ${report.applied} write(s) made during the outage`)
-    if (report && report.failed > 0) parts.push(`${report.failed} of them rejected by Redis (${redactText(report.firstError ?? '', this.config)})`)
+    if (replayed > 0) parts.push(`replayed ${replayed} write(s) made during the outage`)
     if (this.outage.inDoubt > 0) {
       parts.push(`${this.outage.inDoubt} increment(s) were in flight when the connection failed, so Redis may or may not have applied them (see the inDoubt event)`)
     }

@@ -70,6 +70,13 @@ const MARKER_TTL_MS = 24 * 60 * 60 * 1000
 const CHECK_TTL_MS = 1000
 const BATCH_ENTRIES = 200
 const BATCH_BYTES = 1024 * 1024
+/**
+ * What may be left for the last, unawaited send. Writes keep arriving during the awaited replay
+ * (the kit still answers from memory), so "nothing left" never comes under steady traffic; a hot
+ * set of keys re-journaled every round trip must still fit here.
+ */
+const FINAL_ENTRIES = 4000
+const FINAL_BYTES = 8 * 1024 * 1024
 const SCAN_COUNT = 1000
 const UNLINK_CHUNK = 500
 
@@ -96,9 +103,8 @@ type Step = Batch | Task
 
 /** What one outage's replay did, for the single log line at recovery. */
 export interface ReplayReport {
-  /** Journal entries applied by Redis. */
+  /** Journal entries Redis confirmed. */
   applied: number
-  batches: number
   /** Operations Redis rejected (e.g. WRONGTYPE); those writes are lost. */
   failed: number
   firstError: string | undefined
@@ -129,7 +135,7 @@ export class Replayer {
   private readonly owed: Step[] = []
   private readonly instance = randomBytes(9).toString('base64url')
   private sequence = 0
-  private current: ReplayReport = { applied: 0, batches: 0, failed: 0, firstError: undefined }
+  private current: ReplayReport = { applied: 0, failed: 0, firstError: undefined }
 
   constructor(private readonly options: ReplayOptions) {}
 
@@ -148,7 +154,7 @@ export class Replayer {
   /** Returns and resets what has been replayed since the last call. */
   takeReport(): ReplayReport {
     const report = this.current
-    this.current = { applied: 0, batches: 0, failed: 0, firstError: undefined }
+    this.current = { applied: 0, failed: 0, firstError: undefined }
     return report
   }
 
@@ -182,23 +188,28 @@ export class Replayer {
 
   /** Whether what is left fits in the last, unawaited batches: nothing owed, no task, little else. */
   finishable(): boolean {
-    return this.owed.length === 0 && this.options.journal.size <= BATCH_ENTRIES && !this.options.journal.hasTasks()
+    const journal = this.options.journal
+    return this.owed.length === 0 && journal.size <= FINAL_ENTRIES && journal.bytes <= FINAL_BYTES && !journal.hasTasks()
   }
 
   /**
    * Writes the rest of the journal to the socket now, in order, so the caller can switch to Redis
    * in this same tick. `settled` reports each batch's outcome later (an error: it stays owed).
+   * Returns how many entries were sent.
    */
-  sendRest(client: RedisClient, settled: (copy: Promise<unknown>) => void): void {
+  sendRest(client: RedisClient, settled: (copy: Promise<unknown>) => void): number {
+    let sent = 0
     for (let step = this.take(); step; step = this.take()) {
       if (step.kind === 'task') { this.owed.push(step); continue } // finishable() excludes this
       this.owed.push(step)
+      sent += step.keys.length
       settled(this.send(client, step).then(() => {
         this.confirm(step)
         const at = this.owed.indexOf(step)
         if (at !== -1) this.owed.splice(at, 1)
       }))
     }
+    return sent
   }
 
   private marker(): string {
@@ -240,7 +251,6 @@ export class Replayer {
     if (batch.state !== 'done') return
     batch.copy = undefined
     const [, failed, firstError] = Array.isArray(batch.reply) ? batch.reply as [unknown, unknown, unknown] : [1, 0, '']
-    this.current.batches += 1
     this.current.applied += batch.keys.length
     if (Number(failed) > 0) {
       this.current.failed += Number(failed)

@@ -110,7 +110,8 @@ export class FailoverSessionStore extends session.Store {
     return this.answer('read', null, callback, () => this.ctx.run({
       // The same GET and parse as connect-redis's get(), done here to mirror the exact bytes into
       // the near-cache without serializing the session a second time.
-      redis: (redis) => redis.get(key).then((raw) => {
+      redis: (redis) => redis.get(key),
+      fromRedis: (raw) => {
         if (!raw) {
           this.memory.delete(key)
           return null
@@ -119,7 +120,7 @@ export class FailoverSessionStore extends session.Store {
         // Unchanged text needs no write: the touch that follows this read slides the TTL.
         if (this.memory.get(key) !== raw) this.memory.set(key, raw, this.ttlSeconds(sess) * 1000)
         return sess
-      }),
+      },
       // While Redis is away, a session this instance never saw is "no session", not an error.
       memory: () => {
         const raw = this.memory.get(key)
@@ -142,9 +143,11 @@ export class FailoverSessionStore extends session.Store {
     const ttlMs = ttlSeconds * 1000
     const remember = (): void => { this.memory.set(key, text, ttlMs) }
     return this.answer('write', undefined, callback, () => this.ctx.run({
-      redis: async () => {
+      redis: () => {
         this.serialized.set(sess, text)
-        await this.redis().set(sid, sess)
+        return this.redis().set(sid, sess)
+      },
+      fromRedis: () => {
         remember()
         this.redisExpiry.set(sid, Date.now() + ttlMs)
       },
@@ -188,8 +191,8 @@ export class FailoverSessionStore extends session.Store {
       return settle(Promise.resolve(), callback)
     }
     return this.answer('write', undefined, callback, () => this.ctx.run({
-      redis: async () => {
-        await this.redis().touch(sid, sess)
+      redis: () => this.redis().touch(sid, sess),
+      fromRedis: () => {
         if (window > 0) this.redisExpiry.set(sid, now + ttlMs)
         slide()
       },
@@ -229,10 +232,8 @@ export class FailoverSessionStore extends session.Store {
       this.redisExpiry.delete(key.slice(this.prefix.length))
     }
     return this.ctx.run({
-      redis: async () => {
-        forget()
-        await this.redis().destroy(key.slice(this.prefix.length))
-      },
+      redis: () => this.redis().destroy(key.slice(this.prefix.length)),
+      fromRedis: forget,
       memory: forget,
       journal: { op: 'del', key },
     })
