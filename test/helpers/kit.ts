@@ -34,6 +34,15 @@ export async function waitForState(kit: Kit, state: KitState, ms = 10_000): Prom
   if (state === 'ready') await kit.client.exists('test:replay-barrier')
 }
 
+/**
+ * Resolves once the kit is on Redis with nothing left to replay (no journal entry, no batch in
+ * doubt): after a fault that can strike again during the recovery, 'ready' alone is not the end.
+ */
+export async function waitForReplay(kit: Kit, ms = 15_000): Promise<void> {
+  await eventually(() => kit.state === 'ready' && kit.manager.pending === 0, ms, 'ready with nothing left to replay')
+  await kit.client.exists('test:replay-barrier')
+}
+
 function reachState(kit: Kit, state: KitState, ms: number): Promise<void> {
   if (kit.state === state) return Promise.resolve()
   return new Promise((resolve, reject) => {

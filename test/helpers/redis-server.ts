@@ -15,6 +15,8 @@ export interface RedisServerOptions {
   port?: number
   /** Keep data across kill -9 and restart (append-only file, fsync on every write), as production does. */
   persist?: boolean
+  /** Allow DEBUG (SLEEP …), which Redis 7 refuses by default. */
+  debug?: boolean
 }
 
 /** Asks the kernel for a free loopback port. */
@@ -59,18 +61,20 @@ export class RedisServer {
   readonly port: number
   readonly password: string | undefined
   readonly persist: boolean
+  readonly debug: boolean
   private process: ChildProcess | undefined
   private readonly dir: string
 
-  private constructor(port: number, password: string | undefined, persist: boolean) {
+  private constructor(port: number, password: string | undefined, persist: boolean, debug: boolean) {
     this.port = port
     this.password = password
     this.persist = persist
+    this.debug = debug
     this.dir = mkdtempSync(join(tmpdir(), 'erk-redis-'))
   }
 
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
-    const server = new RedisServer(options.port ?? (await freePort()), options.password, options.persist ?? false)
+    const server = new RedisServer(options.port ?? (await freePort()), options.password, options.persist ?? false, options.debug ?? false)
     await server.start()
     return server
   }
@@ -90,6 +94,7 @@ export class RedisServer {
       '--appendonly', this.persist ? 'yes' : 'no', '--appendfsync', 'always',
       '--dir', this.dir, '--daemonize', 'no', '--loglevel', 'warning']
     if (this.password) args.push('--requirepass', this.password)
+    if (this.debug) args.push('--enable-debug-command', 'yes')
     const child = spawn('redis-server', args, { stdio: 'ignore' })
     this.process = child
     running.add(child)

@@ -4,7 +4,9 @@
  * during the outage reach Redis once it is back.
  */
 import assert from 'node:assert/strict'
+import express from 'express'
 import { Redis } from 'ioredis'
+import request from 'supertest'
 import type { Kit } from '../../lib/index.js'
 import { eventually, testKit, timed, waitForState, type RecordingLogger } from '../helpers/kit.js'
 import { freePort, RedisServer } from '../helpers/redis-server.js'
@@ -13,8 +15,16 @@ const TIMEOUT = 300
 /** Slack for a loaded 2-core machine; the point is "bounded", not "fast". */
 const SLACK = 400
 
+function healthApp(kit: Kit): express.Express {
+  const app = express()
+  app.use('/health', kit.healthRouter())
+  return app
+}
+
 function direct(server: RedisServer): Redis {
-  return new Redis({ port: server.port, host: '127.0.0.1', password: server.password, lazyConnect: false })
+  const redis = new Redis({ port: server.port, host: '127.0.0.1', password: server.password, lazyConnect: false })
+  redis.on('error', () => {}) // it may outlive the server by a few ms
+  return redis
 }
 
 /** Runs client calls in a loop until stopped; records failures and the slowest call. */
@@ -117,25 +127,28 @@ describe('failover: Redis killed, hung, restarted', function () {
 
   it('writes Redis refuses (OOM: maxmemory reached) are answered from memory and reach Redis once it accepts writes', async () => {
     const redis = direct(server)
-    after(() => redis.disconnect())
-    await redis.config('SET', 'maxmemory-policy', 'noeviction')
-    await redis.config('SET', 'maxmemory', '1')
-    // Refused before it ran: journaled, not lost. Reads still work, so the kit keeps trying.
-    assert.equal(await kit.client.set('refused', { by: 'oom' }), true)
-    assert.equal(await kit.client.increment('refused:count', 5), 5)
-    assert.deepEqual(await kit.client.get('refused'), { by: 'oom' })
-    assert.equal(kit.state, 'degraded')
-    // PING still works, but the kit does not flap back to Redis while writes are refused.
-    const changes: string[] = []
-    kit.on('stateChange', (to) => changes.push(to))
-    await new Promise((resolve) => setTimeout(resolve, 1500))
-    assert.deepEqual(changes, [], 'stays degraded while Redis refuses writes')
-    assert.equal(kit.manager.pending, 2, 'the refused writes are kept for later')
-    await redis.config('SET', 'maxmemory', '0')
-    await waitForState(kit, 'ready')
-    assert.ok((await redis.pttl('refused')) > 3_500_000, 'written back with its TTL')
-    assert.equal(await redis.get('refused:count'), '5')
-    assert.equal(kit.manager.pending, 0)
+    try {
+      await redis.config('SET', 'maxmemory-policy', 'noeviction')
+      await redis.config('SET', 'maxmemory', '1')
+      // Refused before it ran: journaled, not lost. Reads still work, so the kit keeps trying.
+      assert.equal(await kit.client.set('refused', { by: 'oom' }), true)
+      assert.equal(await kit.client.increment('refused:count', 5), 5)
+      assert.deepEqual(await kit.client.get('refused'), { by: 'oom' })
+      assert.equal(kit.state, 'degraded')
+      // PING still works, but the kit does not flap back to Redis while writes are refused.
+      const changes: string[] = []
+      kit.on('stateChange', (to) => changes.push(to))
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      assert.deepEqual(changes, [], 'stays degraded while Redis refuses writes')
+      assert.equal(kit.manager.pending, 2, 'the refused writes are kept for later')
+      await redis.config('SET', 'maxmemory', '0')
+      await waitForState(kit, 'ready')
+      assert.ok((await redis.pttl('refused')) > 3_500_000, 'written back with its TTL')
+      assert.equal(await redis.get('refused:count'), '5')
+      assert.equal(kit.manager.pending, 0)
+    } finally {
+      redis.disconnect()
+    }
   })
 
   it('restarted: writes made during the outage are replayed in order, with their TTLs', async () => {
@@ -350,6 +363,8 @@ describe('failover: REDIS_DB', () => {
       await kit.ready()
       assert.equal(kit.state, 'degraded')
       assert.match(kit.manager.lastError?.message ?? '', /cannot select database 99/)
+      const health = await request(healthApp(kit)).get('/health/redis').expect(503)
+      assert.match(health.body.error, /cannot select database 99/, '/health/redis says the kit cannot use Redis, though PING works')
       await kit.client.set('where', 'memory')
       const redis = direct(server)
       assert.equal(await redis.get('where'), null, 'nothing was written to database 0')

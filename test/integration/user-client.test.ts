@@ -49,6 +49,9 @@ describe('a user-supplied ioredis client', () => {
       assert.equal(kit.state, 'ready')
       assert.deepEqual(kit.logger.lines.filter((l) => l.includes('ERR_KIT_CLIENT_SETTINGS')), [])
       assert.equal(await kit.client.increment('n', 2), 2)
+      // The logs name the server this client is on, not REDIS_URL or the default URL.
+      assert.match(kit.logger.lines.join('\n'), new RegExp(`connected at redis://127\\.0\\.0\\.1:${server.port}/0`))
+      assert.doesNotMatch(kit.logger.lines.join('\n'), /localhost:6379/)
     } finally {
       await kit.close()
       redis.disconnect()

@@ -66,6 +66,9 @@ describe('config', () => {
 
   it('rejects negative or non-numeric timeouts', () => {
     rejects(() => resolveConfig({ commandTimeoutMs: -1 }), /`commandTimeoutMs` is `-1`/)
+    // Node clamps timers above 2^31-1 ms to 1 ms: such a timeout would mean no wait at all.
+    rejects(() => resolveConfig({ commandTimeoutMs: 1e12 }), /`commandTimeoutMs` is `1000000000000`\. Use a positive number of milliseconds up to 2147483647/)
+    rejects(() => resolveConfig({ journal: { maxBytes: 0 } }), /`journal.maxBytes` is `0`/)
     rejects(() => resolveConfig({ connectTimeoutMs: Number.NaN }), /`connectTimeoutMs`/)
   })
 
