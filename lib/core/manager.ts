@@ -26,7 +26,7 @@ import { classify, HangError, replyCode } from './outage.js'
 import { createRedisClient, describeClient, retryDelay, riskySettings } from './redis-client.js'
 import type { RedisClient } from './redis-types.js'
 import { Replayer } from './replay.js'
-import { Watchdog, within, type Tracked, type Verdict } from './watchdog.js'
+import { Tracked, Watchdog, within, type Verdict } from './watchdog.js'
 
 /** Below this, a stall verdict would trip on ordinary jitter of a healthy Redis. */
 const STALL_FLOOR_MS = 50
@@ -40,6 +40,8 @@ const FIRST_HOLD_DOWN_MS = 1000
 const MAX_HOLD_DOWN_MS = 30_000
 const BAD_DATABASE = /DB index is out of range|invalid DB index/i
 
+function noop(): void {}
+
 /** A Redis reply about the data (WRONGTYPE, …) as a KitError the caller can match on. */
 function dataError(error: unknown): unknown {
   if (replyCode(error) === 'WRONGTYPE') {
@@ -49,25 +51,26 @@ function dataError(error: unknown): unknown {
 }
 
 /** One call in flight on Redis. */
-class Pending<T, R> implements Tracked {
-  readonly started = performance.now()
-  done = false
+class Pending<T, R> extends Tracked {
   private answered = false
   private answer: T | undefined
+  resolve: (value: T) => void = noop
+  reject: (error: unknown) => void = noop
 
   constructor(
     private readonly manager: ConnectionManager,
     private readonly feature: string,
     private readonly call: DualCall<T, R>,
     private readonly seq: number,
-    private readonly resolve: (value: T) => void,
-    private readonly reject: (error: unknown) => void,
-  ) {}
+  ) {
+    super()
+  }
 
-  readonly ok = (reply: R): void => {
-    this.done = true
+  ok(reply: R): void {
+    const watchdog = this.manager.watchdog
+    watchdog.done(this)
     const now = performance.now()
-    this.manager.watchdog.sample(now - this.started, now)
+    watchdog.sample(now - this.started, now)
     if (this.answered) return // memory answered already; its effects stand
     if (this.call.fromRedis === undefined) { this.resolve(reply as unknown as T); return }
     try {
@@ -77,8 +80,8 @@ class Pending<T, R> implements Tracked {
     }
   }
 
-  readonly fail = (error: unknown): void => {
-    this.done = true
+  fail(error: unknown): void {
+    this.manager.watchdog.done(this)
     const outcome = classify(error)
     if (outcome === 'data') {
       if (!this.answered) this.reject(dataError(error))
@@ -90,7 +93,7 @@ class Pending<T, R> implements Tracked {
   }
 
   /** The watchdog gave up waiting: memory answers now; Redis' outcome is learned later. */
-  hang(): void {
+  override hang(): void {
     if (!this.answered) this.fromMemory('in-doubt')
   }
 
@@ -264,12 +267,11 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     } catch (error) {
       return Promise.reject(dataError(error))
     }
-    const seq = this.journal.seq
-    return new Promise<T>((resolve, reject) => {
-      const pending = new Pending(this, feature, call, seq, resolve, reject)
-      this.watchdog.track(pending)
-      sent.then(pending.ok, pending.fail)
-    })
+    const pending = new Pending(this, feature, call, this.journal.seq)
+    const answer = new Promise<T>((resolve, reject) => { pending.resolve = resolve; pending.reject = reject })
+    this.watchdog.track(pending)
+    sent.then((reply) => pending.ok(reply), (error: unknown) => pending.fail(error))
+    return answer
   }
 
   /**
@@ -511,14 +513,14 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
 
   /** Watches a replay batch sent with the switch to ready like any call: a hang degrades the kit. */
   private trackInternal(copy: Promise<unknown>): void {
-    const tracked: Tracked = { started: performance.now(), done: false, hang: () => {} }
+    const tracked = new Tracked()
     this.watchdog.track(tracked)
     copy.then(() => {
-      tracked.done = true
+      this.watchdog.done(tracked)
       const now = performance.now()
       this.watchdog.sample(now - tracked.started, now)
     }, (error: unknown) => {
-      tracked.done = true
+      this.watchdog.done(tracked)
       if (classify(error) !== 'data') this.failed(error as Error)
       else this.log('warn', `a replayed batch was rejected: ${this.redact(error).message}`)
     })

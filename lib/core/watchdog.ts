@@ -14,18 +14,27 @@
  */
 import { HangError } from './outage.js'
 
-/** One call in flight. `hang` answers it without Redis; `done` is set when Redis answered. */
-export interface Tracked {
-  readonly started: number
-  done: boolean
-  hang(): void
+/**
+ * One call in flight. `hang` answers it without Redis. The watchdog links tracked calls in the
+ * order they started (oldest first) and unlinks each as it settles, so nothing settled is kept.
+ */
+export class Tracked {
+  readonly started = performance.now()
+  /** @internal list links, owned by the watchdog */
+  prev: Tracked | undefined = undefined
+  /** @internal */
+  next: Tracked | undefined = undefined
+  /** @internal */
+  linked = false
+
+  hang(): void {}
 }
 
 export type Verdict = 'stalled' | 'too-slow'
 
 export class Watchdog {
-  private queue: Tracked[] = []
-  private head = 0
+  private head: Tracked | undefined
+  private tail: Tracked | undefined
   private timer: NodeJS.Timeout | undefined
   private confirming = false
   private srtt = 0
@@ -64,14 +73,31 @@ export class Watchdog {
   }
 
   track(call: Tracked): void {
-    this.queue.push(call)
+    call.linked = true
+    call.prev = this.tail
+    if (this.tail) this.tail.next = call
+    else this.head = call
+    this.tail = call
     if (this.timer === undefined && !this.confirming) this.arm(call.started)
+  }
+
+  /** The call settled (Redis answered, or failed): it no longer counts. */
+  done(call: Tracked): void {
+    if (!call.linked) return
+    call.linked = false
+    if (call.prev) call.prev.next = call.next
+    else this.head = call.next
+    if (call.next) call.next.prev = call.prev
+    else this.tail = call.prev
+    call.prev = undefined
+    call.next = undefined
   }
 
   /** Forgets every call (the kit stopped using Redis for them). */
   clear(): void {
-    this.queue = []
-    this.head = 0
+    for (let call = this.head; call; call = call.next) call.linked = false
+    this.head = undefined
+    this.tail = undefined
     clearTimeout(this.timer)
     this.timer = undefined
   }
@@ -84,24 +110,6 @@ export class Watchdog {
     this.timer.unref()
   }
 
-  private oldest(): Tracked | undefined {
-    while (this.head < this.queue.length) {
-      const call = this.queue[this.head] as Tracked
-      if (!call.done) {
-        // Under steady load the queue is never empty: drop the answered prefix now and then.
-        if (this.head > 1024 && this.head * 2 > this.queue.length) {
-          this.queue = this.queue.slice(this.head)
-          this.head = 0
-        }
-        return call
-      }
-      this.head += 1
-    }
-    this.queue = []
-    this.head = 0
-    return undefined
-  }
-
   private verdict(oldest: Tracked, now: number): Verdict | undefined {
     if (now - oldest.started >= this.ceilingMs) return 'too-slow'
     if (now - Math.max(oldest.started, this.lastReply) >= this.stallAfterMs) return 'stalled'
@@ -110,7 +118,7 @@ export class Watchdog {
 
   private readonly check = (): void => {
     this.timer = undefined
-    const oldest = this.oldest()
+    const oldest = this.head
     if (!oldest) return
     if (this.verdict(oldest, performance.now()) === undefined) { this.arm(oldest.started); return }
     // Let the event loop poll the socket first: the replies may already be here.
@@ -120,15 +128,16 @@ export class Watchdog {
 
   private readonly confirm = (): void => {
     this.confirming = false
-    const oldest = this.oldest()
+    const oldest = this.head
     if (!oldest) return
     const now = performance.now()
     const verdict = this.verdict(oldest, now)
     if (verdict === undefined) { this.arm(oldest.started); return }
-    const waiting = this.queue.slice(this.head)
+    const waiting: Tracked[] = []
+    for (let call = this.head; call; call = call.next) waiting.push(call)
     this.clear()
     this.onHang(verdict, now - oldest.started)
-    for (const call of waiting) if (!call.done) call.hang()
+    for (const call of waiting) call.hang()
   }
 }
 
