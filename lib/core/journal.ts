@@ -90,6 +90,16 @@ function sizeOf(effect: Effect): number {
   return 2 * (effect.key.length + (effect.base?.op === 'set' ? effect.base.value.length : 0)) + 64
 }
 
+/**
+ * Whether two effects go in one replay step: key effects batch together; set clears (cache tag
+ * invalidations) are independent of each other and go together too; a pattern clear goes alone,
+ * since what comes after it must not overtake it.
+ */
+function sameStep(first: Effect, next: Effect): boolean {
+  if (first.kind === 'key') return next.kind === 'key'
+  return first.op === 'unlink-set' && next.kind === 'task' && next.op === 'unlink-set'
+}
+
 function idOf(effect: Effect): string {
   return effect.kind === 'key' ? `k\0${effect.key}` : `${effect.op}\0${effect.target}`
 }
@@ -237,11 +247,11 @@ export class OutageJournal {
       const effects: Effect[] = []
       let bytes = 0
       for (const [id, entry] of journal.entries) {
-        if (effects.length > 0 && (entry.effect.kind === 'task' || effects.length >= maxEntries || bytes + entry.bytes > maxBytes)) break
+        const first = effects[0]
+        if (first && (effects.length >= maxEntries || bytes + entry.bytes > maxBytes || !sameStep(first, entry.effect))) break
         effects.push(entry.effect)
         bytes += entry.bytes
         journal.delete(id)
-        if (entry.effect.kind === 'task') break
       }
       return { feature: journal.feature, effects, bytes }
     }

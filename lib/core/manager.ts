@@ -28,8 +28,8 @@ import type { RedisClient } from './redis-types.js'
 import { Replayer } from './replay.js'
 import { Tracked, Watchdog, within, type Verdict } from './watchdog.js'
 
-/** Below this, a stall verdict would trip on ordinary jitter of a healthy Redis. */
-const STALL_FLOOR_MS = 50
+/** Below this, a stall verdict trips on a healthy Redis answering a burst on a loaded machine. */
+const STALL_FLOOR_MS = 100
 /** Probes this fast in a row bring the kit back (one at the first connection). */
 const GOOD_PROBES = 3
 /** Pause between the probes of one run. */
@@ -137,7 +137,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   private streak = 0
   private streakStarted = 0
   private holdDownMs = 0
-  private readyAt = 0
+  /** When the kit last came back from an outage (the first connection is not a comeback). */
+  private readyAt = Number.NEGATIVE_INFINITY
   private closed = false
   private selectFailed: Error | undefined
   private outage: OutageReport = { journalFull: new Set(), inDoubt: 0 }
@@ -498,7 +499,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     this.error = undefined
     this.probeAttempt = 0
     this.streak = 0
-    this.readyAt = performance.now()
+    if (this.currentState === 'degraded') this.readyAt = performance.now()
     this.setState('ready', undefined, awaited.applied + sent)
     // Rejections of the last batches are known only once they are answered: one line for all.
     void Promise.allSettled(copies).then(() => {

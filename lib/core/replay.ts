@@ -64,6 +64,14 @@ for k = 2, #KEYS do
 end
 return {1, failed, first}`)
 
+/** KEYS[1] a set of keys: unlinks its members, then the set (a single-node Redis only). */
+const UNLINK_SET = new LuaScript(`local members = redis.call('SMEMBERS', KEYS[1])
+for i = 1, #members, 500 do
+  redis.call('UNLINK', unpack(members, i, math.min(i + 499, #members)))
+end
+redis.call('UNLINK', KEYS[1])
+return #members`)
+
 /** Long enough to outlast any outage during which a batch can stay in doubt. */
 const MARKER_TTL_MS = 24 * 60 * 60 * 1000
 /** The write check that opens every recovery leaves only a marker that expires at once. */
@@ -96,7 +104,8 @@ interface Batch {
 interface Task {
   kind: 'task'
   feature: string
-  effect: TaskEffect
+  /** One pattern clear, or several independent set clears. */
+  effects: TaskEffect[]
 }
 
 type Step = Batch | Task
@@ -142,7 +151,7 @@ export class Replayer {
   /** Entries still to replay: owed steps plus the journal. */
   get pending(): number {
     let owed = 0
-    for (const step of this.owed) owed += step.kind === 'batch' ? step.keys.length : 1
+    for (const step of this.owed) owed += step.kind === 'batch' ? step.keys.length : step.effects.length
     return owed + this.options.journal.size
   }
 
@@ -221,7 +230,7 @@ export class Replayer {
     const taken = this.options.journal.take(BATCH_ENTRIES, BATCH_BYTES)
     if (!taken) return undefined
     const first = taken.effects[0] as Effect
-    if (first.kind === 'task') return { kind: 'task', feature: taken.feature, effect: first }
+    if (first.kind === 'task') return { kind: 'task', feature: taken.feature, effects: taken.effects as TaskEffect[] }
     const keys: string[] = []
     const ops: string[] = []
     for (const effect of taken.effects as KeyEffect[]) {
@@ -260,8 +269,9 @@ export class Replayer {
 
   private async run(client: RedisClient, step: Step): Promise<void> {
     if (step.kind === 'task') {
-      await this.runTask(client, step.effect)
-      this.current.applied += 1
+      // Set clears are independent and idempotent: all of them at once, one round trip each.
+      await Promise.all(step.effects.map((effect) => this.runTask(client, effect)))
+      this.current.applied += step.effects.length
       return
     }
     if (step.state !== 'done') {
@@ -284,6 +294,11 @@ export class Replayer {
   private async runTask(client: RedisClient, task: TaskEffect): Promise<void> {
     const timeout = this.options.stepTimeoutMs
     if (task.op === 'unlink-set') {
+      if (!isCluster(client)) {
+        await within(UNLINK_SET.run(client, [task.target], []), timeout, 'Replay')
+        return
+      }
+      // On a Cluster the members live in other slots than the set: client-side steps.
       const members = await within(client.smembers(task.target), timeout, 'Replay')
       await this.unlink(client, members)
       await within(client.unlink(task.target), timeout, 'Replay')
