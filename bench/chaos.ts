@@ -1,27 +1,34 @@
 /**
  * Chaos benchmark: the example server vs the same routes on the raw peer stack, each under
- * autocannon load while its own redis-server is killed (A: kill -9, restart on the same port) or
- * hung (B: SIGSTOP, SIGCONT). Every response is recorded; the report splits them into
- * before / outage / after and the plot shows latency and throughput over time.
+ * autocannon load while its own redis-server is killed (A: kill -9, restart on the same port),
+ * hung (B: SIGSTOP, SIGCONT), slowed (C: every reply delayed by a LatencyProxy, then not), or
+ * killed while a burst of cache invalidations fills the kit's outage journal (D: kill -9, DELETE
+ * burst, restart from the append-only file). Every response is recorded; the report splits them
+ * into before / outage / after and the plot shows latency and throughput over time.
  *
- *   npm run bench:chaos                      # 4 runs of 30 s, writes bench/results/chaos.{md,svg}
- *   CHAOS_SMOKE=1 npm run bench:chaos        # 4 runs of 6 s, writes to a temp directory
+ *   npm run bench:chaos                      # 8 runs of 30 s, writes bench/results/chaos.{md,svg}
+ *   CHAOS_SMOKE=1 npm run bench:chaos        # 8 runs of 6 s, writes to a temp directory
  *
  * Env: CHAOS_SECONDS (30), CHAOS_CONNECTIONS (10), CHAOS_TIMEOUT_S (min(10, seconds/3)),
- * CHAOS_ONLY (kit | peer), CHAOS_SCENARIOS (kill,stop), CHAOS_OUT (output directory), CHAOS_LOG=1
- * (print each server's output after its run).
- * The servers under test run as child processes; the load, the fault injection and the health
- * polling run here. Everything started is stopped on exit, errors and Ctrl-C included.
+ * CHAOS_ONLY (kit | peer), CHAOS_SCENARIOS (kill,stop,slow,journal), CHAOS_SLOW_MS (200),
+ * CHAOS_JOURNAL_KEYS (10500; smoke 1000), CHAOS_OUT (output directory), CHAOS_LOG=1 (print each
+ * server's output after its run).
+ * The servers under test run as child processes; the load, the fault injection, the proxy, the
+ * burst and the health polling run here. Everything started is stopped on exit, errors and
+ * Ctrl-C included.
  */
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { RedisServer } from '../test/helpers/redis-server.js'
-import { getJson, login, pollHealth, startLoad, targetPath } from './chaos/load.js'
+import { burst, getJson, login, pollHealth, startLoad, targetPath, type BurstResult, type HealthPoll } from './chaos/load.js'
 import { renderSvg } from './chaos/plot.js'
-import { cleanup, killAllNow, restartRedis, startApp, startRedis, stopApp, stopRedis, type AppProcess, type Contender } from './chaos/servers.js'
-import { isFailure, renderReport, type RunResult, type Scenario } from './chaos/stats.js'
+import {
+  cleanup, killAllNow, restartRedis, startApp, startProxy, startRedis, stopApp, stopProxy, stopRedis, type AppProcess, type Contender, type ProxyProcess,
+} from './chaos/servers.js'
+import { isFailure, renderReport, SCENARIOS as ALL_SCENARIOS, type JournalBurst, type RunResult, type Scenario, type StateChange } from './chaos/stats.js'
 
 const SMOKE = process.env.CHAOS_SMOKE === '1'
 const DURATION_S = Number(process.env.CHAOS_SECONDS ?? (SMOKE ? 6 : 30))
@@ -32,19 +39,33 @@ const POLL_INTERVAL_MS = 25
 const PEER_POLL_TIMEOUT_MS = 1000
 const OUT_DIR = process.env.CHAOS_OUT ?? (SMOKE ? join(tmpdir(), 'erk-chaos-smoke') : join(__dirname, 'results'))
 const CONTENDERS: Contender[] = process.env.CHAOS_ONLY === 'kit' || process.env.CHAOS_ONLY === 'peer' ? [process.env.CHAOS_ONLY] : ['kit', 'peer']
-const SCENARIOS = (process.env.CHAOS_SCENARIOS ?? 'kill,stop').split(',').filter((s): s is Scenario => s === 'kill' || s === 'stop')
+const SCENARIOS = (process.env.CHAOS_SCENARIOS ?? ALL_SCENARIOS.join(',')).split(',').map((name) => name.trim()).filter((name) => name !== '').map((name) => {
+  if (!(ALL_SCENARIOS as readonly string[]).includes(name)) throw new Error(`CHAOS_SCENARIOS: unknown scenario "${name}" (known: ${ALL_SCENARIOS.join(', ')})`)
+  return name as Scenario
+})
+/** C: the reply latency during the slow window (the kit's commandTimeoutMs is 300 by default). */
+const SLOW_MS = Number(process.env.CHAOS_SLOW_MS ?? 200)
+/** D: distinct targets pre-filled, then invalidated during the outage; the kit's journal holds 10,000 per feature. */
+const JOURNAL_KEYS = Number(process.env.CHAOS_JOURNAL_KEYS ?? (SMOKE ? 1000 : 10_500))
+const JOURNAL_MAX_ENTRIES = 10_000
+const BURST_CONCURRENCY = 16
+const PREFILL_CONCURRENCY = 100
+/** After the load: how long the server gets to be back on Redis (D: the kit replays its journal first). */
+const BACK_DEADLINE_MS = 10_000
+const JOURNAL_BACK_DEADLINE_MS = 120_000
+/** Redis logs its own events (fsync, slow commands) at or above this in `LATENCY LATEST`. */
+const REDIS_LATENCY_THRESHOLD_MS = 20
 
 const log = (line: string): void => { process.stderr.write(`[chaos] ${line}\n`) }
 const sleepUntil = (time: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, time - performance.now())))
 
-/** Reads `visitor_count` straight from Redis (null when it cannot be read). */
-async function readVisits(redis: RedisServer): Promise<number | null> {
+/** A short-lived client straight to the redis-server (never through the proxy). */
+async function withRedis<T>(redis: RedisServer, use: (client: Redis) => Promise<T>): Promise<T | null> {
   const client = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false })
   client.on('error', () => { /* reported as null */ })
   try {
     await client.connect()
-    const value = await client.get('visitor_count')
-    return value === null ? 0 : Number(value)
+    return await use(client)
   } catch {
     return null
   } finally {
@@ -52,84 +73,318 @@ async function readVisits(redis: RedisServer): Promise<number | null> {
   }
 }
 
-/** After the load: give the server up to 10 s to be back on Redis (kit replays its journal first). */
-async function waitBackOnRedis(app: AppProcess): Promise<void> {
-  const deadline = Date.now() + 10_000
-  while (Date.now() < deadline) {
+/** Reads `visitor_count` straight from Redis (null when it cannot be read). */
+function readVisits(redis: RedisServer): Promise<number | null> {
+  return withRedis(redis, async (client) => {
+    const value = await client.get('visitor_count')
+    return value === null ? 0 : Number(value)
+  })
+}
+
+/** D: the targets of the burst. */
+const journalPath = (index: number): string => `/api/scans/j${index}.example`
+
+/** D: the Redis key of a cached response: the kit's entry hash, apicache's hash (its key is the URL). */
+const cachedKey = (contender: Contender, path: string): string => (contender === 'kit' ? `cache:e:${path}` : path)
+
+/** Which of the keys exist, in order (null when Redis cannot be read). */
+function existing(redis: RedisServer, keys: readonly string[]): Promise<boolean[] | null> {
+  return withRedis(redis, async (client) => {
+    const out: boolean[] = []
+    for (let i = 0; i < keys.length; i += 1000) {
+      const pipeline = client.pipeline()
+      for (const key of keys.slice(i, i + 1000)) pipeline.exists(key)
+      for (const [error, value] of (await pipeline.exec()) ?? []) {
+        if (error) throw error
+        out.push(value === 1)
+      }
+    }
+    return out
+  })
+}
+
+/**
+ * After the load: waits until the poller saw the server back on Redis after `returnAt` (kit: ready
+ * with `journal.pending` 0; peer: `/health/redis` 200), so the report's timings come from the same polls.
+ */
+async function waitBackOnRedis(app: AppProcess, poller: { readonly polls: readonly HealthPoll[] }, returnAt: number, deadlineMs: number): Promise<boolean> {
+  const deadline = performance.now() + deadlineMs
+  const back = (poll: HealthPoll): boolean => poll.at >= returnAt
+    && (app.contender === 'kit' ? poll.state === 'ready' && poll.pending === 0 : poll.status === 200)
+  while (performance.now() < deadline) {
+    if (poller.polls.some(back)) return true
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS))
+  }
+  return false
+}
+
+/** Lowers Redis' latency monitor threshold, so `LATENCY LATEST` tells whether Redis itself stalled (fsync, …). */
+async function monitorLatency(redis: RedisServer): Promise<void> {
+  await withRedis(redis, (client) => client.config('SET', 'latency-monitor-threshold', String(REDIS_LATENCY_THRESHOLD_MS)))
+}
+
+/** B: forgets the event that spans the SIGSTOP (Redis logs it once it runs again, before it reads our command). */
+async function resetLatency(redis: RedisServer): Promise<void> {
+  await withRedis(redis, (client) => client.call('LATENCY', 'RESET'))
+}
+
+/** Redis' own latency events (`LATENCY LATEST`: worst ms per event since it started), merged into `into`. */
+async function readLatency(redis: RedisServer, into: Map<string, number>): Promise<void> {
+  const latest = await withRedis(redis, (client) => client.call('LATENCY', 'LATEST') as Promise<unknown[]>)
+  for (const entry of latest ?? []) {
+    if (!Array.isArray(entry)) continue
+    const [event, , , max] = entry as [string, number, number, number]
+    into.set(event, Math.max(into.get(event) ?? 0, Number(max)))
+  }
+}
+
+/** The kit's own state log: "Redis unavailable …" and "Redis is back …" lines. */
+function stateChanges(app: AppProcess): StateChange[] {
+  const changes: StateChange[] = []
+  for (const line of app.lines) {
+    if (line.text.includes('Redis unavailable')) changes.push({ at: line.at, to: 'degraded' })
+    else if (line.text.includes('Redis is back')) changes.push({ at: line.at, to: 'ready' })
+  }
+  return changes
+}
+
+/** Sum of the kit's `inDoubt` increments of one key (printed by kit-server.ts). */
+function inDoubt(app: AppProcess, key: string): number {
+  let sum = 0
+  for (const line of app.output) {
+    const match = /^\[chaos-indoubt\] (\S+) (\S+) (\S+) (-?\d+)$/.exec(line)
+    if (match && match[3] === key) sum += Number(match[4])
+  }
+  return sum
+}
+
+interface JournalSetup {
+  readonly paths: string[]
+  readonly presentBefore: boolean[]
+  /** How many GETs each pre-fill round sent (more than one round: fills were lost to a degraded kit). */
+  readonly prefillRounds: number[]
+}
+
+/** Polls until the server serves from Redis (kit: ready with `journal.pending` 0; peer: `/health/redis` 200). */
+async function onRedis(app: AppProcess, deadlineMs: number): Promise<boolean> {
+  const deadline = performance.now() + deadlineMs
+  while (performance.now() < deadline) {
     try {
-      const res = app.contender === 'kit' ? await getJson(app.port, '/health', 1000) : await getJson(app.port, '/health/redis', 1000)
-      const state = (res.body as { redis?: { state?: string } }).redis?.state
-      if (app.contender === 'kit' ? state === 'ready' : res.status === 200) return
+      if (app.contender === 'kit') {
+        const body = (await getJson(app.port, '/health', 1000)).body as { redis?: { state?: string }; journal?: { pending?: number } }
+        if (body.redis?.state === 'ready' && body.journal?.pending === 0) return true
+      } else if ((await getJson(app.port, '/health/redis', 1000)).status === 200) {
+        return true
+      }
     } catch { /* keep polling */ }
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS))
+  }
+  return false
+}
+
+/**
+ * D: caches every target in Redis through the server itself and checks each is there. A fill the
+ * kit answered while degraded stays in its memory (which it empties when it goes back to Redis),
+ * so the missing ones are requested again, once the server is on Redis, for a few rounds.
+ */
+async function prefill(app: AppProcess, redis: RedisServer): Promise<JournalSetup> {
+  const paths = Array.from({ length: JOURNAL_KEYS }, (_, i) => journalPath(i))
+  const keys = paths.map((path) => cachedKey(app.contender, path))
+  const started = performance.now()
+  let missing = paths.map((_, i) => i)
+  let present: boolean[] = []
+  const rounds: number[] = []
+  for (let round = 0; round < 5 && missing.length > 0; round++) {
+    rounds.push(missing.length)
+    const filled = await burst({ port: app.port, method: 'GET', paths: missing.map((i) => paths[i] as string), concurrency: PREFILL_CONCURRENCY, timeoutMs: 30_000 })
+    const bad = filled.statuses.filter((status) => status !== 200).length
+    if (bad > 0) throw new Error(`pre-fill: ${bad} of ${missing.length} GETs did not answer 200`)
+    if (!(await onRedis(app, 30_000))) throw new Error('pre-fill: the server is not back on Redis within 30 s')
+    // apicache writes to Redis fire-and-forget: give them a moment to land.
+    for (let attempt = 0; attempt < 20; attempt++) {
+      present = (await existing(redis, keys)) ?? []
+      if (present.length === keys.length && present.every(Boolean)) break
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    missing = paths.map((_, i) => i).filter((i) => present[i] !== true)
+  }
+  log(`${app.contender} journal: pre-filled ${present.filter(Boolean).length} of ${paths.length} entries in ${((performance.now() - started) / 1000).toFixed(1)} s `
+    + `(round sizes ${rounds.join(', ')}${missing.length > 0 ? `; ${missing.length} still missing` : ''})`)
+  return { paths, presentBefore: present, prefillRounds: rounds }
+}
+
+async function journalResult(app: AppProcess, redis: RedisServer, setup: JournalSetup, result: BurstResult, returnAt: number,
+  answeredAt: readonly number[]): Promise<JournalBurst> {
+  const after = await existing(redis, setup.paths.map((path) => cachedKey(app.contender, path)))
+  let staleAcknowledged = 0
+  let staleUnacknowledged = 0
+  let staleNotSent = 0
+  let acknowledged = 0
+  let acknowledgedInOutage = 0
+  setup.paths.forEach((_, i) => {
+    const status = i < result.sent ? result.statuses[i] ?? 0 : undefined
+    const ok = status !== undefined && status >= 200 && status < 300
+    if (ok) {
+      acknowledged += 1
+      if ((answeredAt[i] ?? Infinity) < returnAt) acknowledgedInOutage += 1
+    }
+    const stale = after !== null && setup.presentBefore[i] === true && after[i] === true
+    if (!stale) return
+    if (ok) staleAcknowledged += 1
+    else if (status !== undefined) staleUnacknowledged += 1
+    else staleNotSent += 1
+  })
+  const replayed = [...app.output].reverse().map((line) => /Redis is back.*replayed (\d+) write\(s\)/.exec(line)).find((m) => m !== null)
+  return {
+    keys: setup.paths.length,
+    prefillRounds: setup.prefillRounds,
+    presentBefore: setup.presentBefore.filter(Boolean).length,
+    sent: result.sent,
+    notSent: result.notSent,
+    acknowledged,
+    failed: result.sent - acknowledged,
+    acknowledgedInOutage,
+    startedAt: result.startedAt,
+    endedAt: result.endedAt,
+    staleAcknowledged: after === null ? null : staleAcknowledged,
+    staleUnacknowledged: after === null ? null : staleUnacknowledged,
+    staleNotSent: after === null ? null : staleNotSent,
+    journalFullLogged: app.output.some((line) => line.includes('ERR_KIT_JOURNAL_FULL')),
+    replayedLogged: replayed ? Number(replayed[1]) : null,
   }
 }
 
 async function runOnce(contender: Contender, scenario: Scenario): Promise<RunResult> {
   const redis = await startRedis()
+  let proxy: ProxyProcess | undefined
   let app: AppProcess | undefined
   try {
-    app = await startApp(contender, redis.url)
-    log(`${contender} ${scenario}: redis-server pid ${redis.pid ?? '?'} on ${redis.port}, server pid ${app.child.pid ?? '?'} on ${app.port}`)
+    const redisLatency = new Map<string, number>()
+    await monitorLatency(redis)
+    if (scenario === 'slow') proxy = await startProxy(redis.port)
+    app = await startApp(contender, proxy ? proxy.url : redis.url)
+    log(`${contender} ${scenario}: redis-server pid ${redis.pid ?? '?'} on ${redis.port}${proxy ? ` behind proxy ${proxy.port}` : ''}, server pid ${app.child.pid ?? '?'} on ${app.port}`)
     const cookie = await login(app.port, 'chaos')
     for (let i = 0; i < TARGETS; i++) {
       const warm = await getJson(app.port, targetPath(i), 5000, undefined, cookie)
       if (warm.status !== 200) throw new Error(`warm-up ${targetPath(i)} answered ${warm.status}`)
     }
+    const setup = scenario === 'journal' ? await prefill(app, redis) : undefined
+    // The load starts with the server on Redis (a setup burst can leave the kit degraded for a moment).
+    if (!(await onRedis(app, 30_000))) throw new Error(`${contender} ${scenario}: not on Redis before the load`)
+    const setupEndedAt = performance.now()
     const poller = pollHealth(app.port, contender === 'kit' ? '/health' : '/health/redis', POLL_INTERVAL_MS,
       contender === 'kit' ? 1000 : PEER_POLL_TIMEOUT_MS)
     const loadAverage = loadavg()[0] ?? 0
     const load = startLoad({ port: app.port, cookie, connections: CONNECTIONS, durationS: DURATION_S, timeoutS: TIMEOUT_S, targets: TARGETS })
+    const returnDue = load.t0 + (DURATION_S * 2000) / 3
     let faultAt = Infinity
     let returnAt = Infinity
+    let burstRun: Promise<BurstResult> | undefined
+    const burstAnsweredAt: number[] = []
     try {
       await sleepUntil(load.t0 + (DURATION_S * 1000) / 3)
+      // A kill loses Redis' latency history, and a SIGSTOP would be timed as a stall of whatever it interrupted: read it first.
+      if (scenario !== 'slow') await readLatency(redis, redisLatency)
       faultAt = performance.now()
-      if (scenario === 'kill') await redis.kill()
-      else redis.pause()
-      log(`${contender} ${scenario}: Redis ${scenario === 'kill' ? 'killed (-9)' : 'stopped (SIGSTOP)'} at ${((faultAt - load.t0) / 1000).toFixed(2)} s`)
-      await sleepUntil(load.t0 + (DURATION_S * 2000) / 3)
-      if (scenario === 'kill') await restartRedis(redis) // resolves when the new process answers PING
-      else redis.resume()
+      if (scenario === 'kill' || scenario === 'journal') await redis.kill()
+      else if (scenario === 'stop') redis.pause()
+      else await proxy?.setLatency(SLOW_MS)
+      const what = { kill: 'killed (-9)', stop: 'stopped (SIGSTOP)', slow: `slowed (+${SLOW_MS} ms per reply)`, journal: 'killed (-9)' }[scenario]
+      log(`${contender} ${scenario}: Redis ${what} at ${((faultAt - load.t0) / 1000).toFixed(2)} s`)
+      if (setup) {
+        const port = app.port
+        burstRun = burst({
+          port, method: 'DELETE', paths: setup.paths, concurrency: BURST_CONCURRENCY, timeoutMs: TIMEOUT_S * 1000, stopSendingAt: returnDue,
+          onSettled: (index) => { burstAnsweredAt[index] = performance.now() },
+        })
+        burstRun.catch(() => undefined)
+      }
+      await sleepUntil(returnDue)
+      if (scenario === 'kill' || scenario === 'journal') await restartRedis(redis) // resolves when the new process answers PING
+      else if (scenario === 'stop') redis.resume()
+      else await proxy?.setLatency(0)
       returnAt = performance.now()
-      log(`${contender} ${scenario}: Redis answering again at ${((returnAt - load.t0) / 1000).toFixed(2)} s`)
+      if (scenario === 'kill' || scenario === 'journal') await monitorLatency(redis)
+      if (scenario === 'stop') await resetLatency(redis)
+      log(`${contender} ${scenario}: Redis ${scenario === 'slow' ? 'at full speed' : 'answering'} again at ${((returnAt - load.t0) / 1000).toFixed(2)} s`)
     } catch (error) {
       load.stop()
       await poller.stop()
       throw error
     }
-    const { samples, inFlightAtEnd } = await load.done
+    const { samples, inFlightAtEnd, inFlightByRoute } = await load.done
     const endAt = Math.min(performance.now(), load.t0 + DURATION_S * 1000)
+    const burstResult = burstRun ? await burstRun : undefined
+    if (burstResult) {
+      const ok = burstResult.statuses.filter((status) => status >= 200 && status < 300).length
+      log(`${contender} ${scenario}: DELETE burst sent ${burstResult.sent} (${ok} answered 2xx) in ${((burstResult.endedAt - burstResult.startedAt) / 1000).toFixed(2)} s`)
+    }
+    const back = await waitBackOnRedis(app, poller, returnAt, scenario === 'journal' ? JOURNAL_BACK_DEADLINE_MS : BACK_DEADLINE_MS)
     const polls = await poller.stop()
-    await waitBackOnRedis(app)
+    await readLatency(redis, redisLatency)
     let meAfter = 0
     try { meAfter = (await getJson(app.port, '/me', 15_000, undefined, cookie)).status } catch { /* 0 = no answer */ }
     const visitsInRedis = await readVisits(redis)
+    const journal = setup && burstResult ? await journalResult(app, redis, setup, burstResult, returnAt, burstAnsweredAt) : undefined
     const failures = samples.filter(isFailure).length
-    log(`${contender} ${scenario}: ${samples.length} requests, ${failures} failed`)
+    log(`${contender} ${scenario}: ${samples.length} requests, ${failures} failed${back ? '' : ', NOT back on Redis in time'}`)
     if (process.env.CHAOS_LOG === '1') log(`${contender} ${scenario} server output:\n${app.output.join('\n')}`)
+    const visits = samples.filter((s) => s.route === 'visits')
+    const is2xx = (s: (typeof samples)[number]): boolean => s.kind !== 'error' && s.status >= 200 && s.status < 300
     return {
       contender, scenario, loadAverage, inFlightAtEnd, t0: load.t0, faultAt, returnAt, endAt, timeoutMs: TIMEOUT_S * 1000, samples, polls, meAfter,
-      visitsAnswered: samples.filter((s) => s.route === 'visits' && !isFailure(s)).length,
-      visitsInRedis,
+      visits: {
+        inRedis: visitsInRedis,
+        answered: visits.filter((s) => !isFailure(s)).length,
+        answeredLate: visits.filter((s) => isFailure(s) && is2xx(s)).length,
+        failed: visits.filter((s) => isFailure(s) && !is2xx(s)).length,
+        unknownRouteFailures: samples.filter((s) => s.route === 'unknown' && isFailure(s)).length,
+        inFlightAtEnd: inFlightByRoute?.visits,
+        inDoubt: contender === 'kit' ? inDoubt(app, 'visitor_count') : undefined,
+      },
       unhandledRejections: app.output.filter((line) => line.includes('unhandledRejection')).length,
+      stateChanges: contender === 'kit' ? stateChanges(app) : [],
+      eld: [...app.eld],
+      ...(scenario === 'slow' ? { slowMs: SLOW_MS } : {}),
+      ...(journal ? { journal } : {}),
+      backTimedOut: !back,
+      setupEndedAt,
+      redisLatency: Object.fromEntries(redisLatency),
     }
   } finally {
     if (app) await stopApp(app)
+    if (proxy) await stopProxy(proxy)
     await stopRedis(redis)
   }
 }
 
+/** Which code ran: the commit, and whether lib/ or examples/ differ from it (others edit them meanwhile). */
+function sourceState(): string {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: join(__dirname, '..'), encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'lib', 'examples'], { cwd: join(__dirname, '..'), encoding: 'utf8' }).trim()
+    return `commit ${commit}, lib/ and examples/ ${dirty === '' ? 'as committed' : `with uncommitted changes (${dirty.split('\n').length} files)`}`
+  } catch {
+    return 'unknown (no git)'
+  }
+}
+
 async function main(): Promise<void> {
+  let source = sourceState()
+  log(`code: ${source}`)
   log(`${CONTENDERS.join(' + ')} × ${SCENARIOS.join(' + ')}, ${DURATION_S} s each, ${CONNECTIONS} connections, timeout ${TIMEOUT_S} s`)
   const runs: RunResult[] = []
   for (const scenario of SCENARIOS) {
     for (const contender of CONTENDERS) runs.push(await runOnce(contender, scenario))
   }
   const svgName = 'chaos.svg'
+  const sourceAtEnd = sourceState()
+  if (sourceAtEnd !== source) source = `${source} at the start, ${sourceAtEnd} at the end`
   const report = renderReport(runs, {
     durationS: DURATION_S, connections: CONNECTIONS, timeoutS: TIMEOUT_S, targets: TARGETS,
     pollIntervalMs: POLL_INTERVAL_MS, peerPollTimeoutMs: PEER_POLL_TIMEOUT_MS, svgName, cpus: cpus().length,
+    slowMs: SLOW_MS, journalKeys: JOURNAL_KEYS, burstConcurrency: BURST_CONCURRENCY, journalMaxEntries: JOURNAL_MAX_ENTRIES, source, redisLatencyThresholdMs: REDIS_LATENCY_THRESHOLD_MS,
   })
   mkdirSync(OUT_DIR, { recursive: true })
   writeFileSync(join(OUT_DIR, 'chaos.md'), report)

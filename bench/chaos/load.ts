@@ -77,13 +77,15 @@ export interface HealthPoll {
   readonly status: number | 'timeout' | 'error'
   /** The kit's `redis.state` from `GET /health`. */
   readonly state?: string
+  /** The kit's `journal.pending` from `GET /health` (journal entries and replay batches not yet in Redis). */
+  readonly pending?: number
 }
 
 /**
  * Polls one path back to back (the next poll `intervalMs` after the previous answer), each
  * poll bounded by `timeoutMs`, on a keep-alive agent of its own so it never waits behind the load.
  */
-export function pollHealth(port: number, path: string, intervalMs: number, timeoutMs: number): { stop(): Promise<HealthPoll[]> } {
+export function pollHealth(port: number, path: string, intervalMs: number, timeoutMs: number): { readonly polls: readonly HealthPoll[]; stop(): Promise<HealthPoll[]> } {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })
   const polls: HealthPoll[] = []
   let running = true
@@ -92,8 +94,10 @@ export function pollHealth(port: number, path: string, intervalMs: number, timeo
       const sent = performance.now()
       try {
         const res = await getJson(port, path, timeoutMs, agent)
-        const state = (res.body as { redis?: { state?: string } } | undefined)?.redis?.state
-        polls.push({ sent, at: performance.now(), status: res.status, ...(state ? { state } : {}) })
+        const body = res.body as { redis?: { state?: string }; journal?: { pending?: number } } | undefined
+        const state = body?.redis?.state
+        const pending = body?.journal?.pending
+        polls.push({ sent, at: performance.now(), status: res.status, ...(state ? { state } : {}), ...(typeof pending === 'number' ? { pending } : {}) })
       } catch (error) {
         const timedOut = error instanceof Error && error.message.startsWith('no answer')
         polls.push({ sent, at: performance.now(), status: timedOut ? 'timeout' : 'error' })
@@ -102,6 +106,7 @@ export function pollHealth(port: number, path: string, intervalMs: number, timeo
     }
   })()
   return {
+    polls,
     async stop() {
       running = false
       await loop
@@ -156,6 +161,11 @@ export interface LoadResult {
   readonly samples: Sample[]
   /** Requests sent but neither answered nor failed when the load stopped (not in `samples`). */
   readonly inFlightAtEnd: number
+  /**
+   * The same requests by route, read from each connection's current request when the load
+   * stopped; undefined when that does not add up to `inFlightAtEnd` (then the split is unknown).
+   */
+  readonly inFlightByRoute: Readonly<Record<Route, number>> | undefined
 }
 
 /** The scan targets every run uses (and warms once before the load starts). */
@@ -189,6 +199,8 @@ export function startLoad(options: LoadOptions): LoadRun {
   // (status undefined, then bogus timeouts). The client timeout is applied to the latencies instead.
   const backstopS = options.durationS + 10
   const t0 = performance.now()
+  // Every connection answered at least once; its current request at the end is the one in flight.
+  const clients = new Set<AutocannonClient>()
   const instance = autocannon({
     url: `http://127.0.0.1:${options.port}`,
     connections: options.connections,
@@ -199,6 +211,7 @@ export function startLoad(options: LoadOptions): LoadRun {
   })
   instance.on('response', (client, status, _bytes, latencyMs) => {
     const end = performance.now()
+    clients.add(client as AutocannonClient)
     const route = (client as AutocannonClient).requestIterator?.currentRequest?.route ?? 'unknown'
     samples.push({ start: end - latencyMs, end, latencyMs, status, kind: latencyMs > timeoutMs ? 'timeout' : 'response', route })
   })
@@ -213,11 +226,70 @@ export function startLoad(options: LoadOptions): LoadRun {
   const done = new Promise<LoadResult>((resolve, reject) => {
     instance.on('done', (result) => {
       const sent = (result as { requests?: { sent?: number } }).requests?.sent ?? samples.length
-      resolve({ samples, inFlightAtEnd: Math.max(0, sent - samples.length) })
+      const inFlightAtEnd = Math.max(0, sent - samples.length)
+      const byRoute: Record<Route, number> = { scan: 0, visits: 0, me: 0 }
+      let known = 0
+      for (const client of clients) {
+        const route = client.requestIterator?.currentRequest?.route
+        if (route) { byRoute[route] += 1; known += 1 }
+      }
+      resolve({ samples, inFlightAtEnd, inFlightByRoute: known === inFlightAtEnd ? byRoute : undefined })
     })
     instance.on('error', reject)
   })
   // Awaited later; until then a rejection must not count as unhandled (and end the process).
   done.catch(() => undefined)
   return { t0, done, stop: () => instance.stop() }
+}
+
+// ---------------------------------------------------------------- bursts (scenario D)
+
+export interface BurstResult {
+  /** Requests sent (each path at most once, in order). */
+  readonly sent: number
+  /** Paths never sent: sending stopped at `stopSendingAt`. */
+  readonly notSent: number
+  /** Per sent path (same order as `paths`, `sent` long): HTTP status, or 0 for no answer within the timeout / a socket error. */
+  readonly statuses: readonly number[]
+  /** performance.now() when the first request was sent and when the last one settled. */
+  readonly startedAt: number
+  readonly endedAt: number
+}
+
+/**
+ * Sends `method path` for each path, `concurrency` at a time on a keep-alive agent of its own,
+ * each bounded by `timeoutMs`; no new request starts at or after `stopSendingAt` (performance.now()).
+ */
+export async function burst(options: {
+  port: number
+  method: string
+  paths: readonly string[]
+  concurrency: number
+  timeoutMs: number
+  stopSendingAt?: number
+  /** Called when request `index` is answered or given up on. */
+  onSettled?: (index: number) => void
+}): Promise<BurstResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency })
+  const statuses: number[] = []
+  let next = 0
+  const startedAt = performance.now()
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      if (next >= options.paths.length || performance.now() >= (options.stopSendingAt ?? Infinity)) return
+      const index = next++
+      try {
+        statuses[index] = (await send(options.port, options.method, options.paths[index] as string, options.timeoutMs, { agent })).status
+      } catch {
+        statuses[index] = 0
+      }
+      options.onSettled?.(index)
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: options.concurrency }, worker))
+  } finally {
+    agent.destroy()
+  }
+  return { sent: next, notSent: options.paths.length - next, statuses, startedAt, endedAt: performance.now() }
 }

@@ -2,7 +2,7 @@
  * A hand-written SVG of the chaos runs: one row per scenario, p99 latency (log scale) and
  * OK/failed requests per second per 500 ms bucket, kit vs peer, outage shaded.
  */
-import { isFailure, quantile, SCENARIO_TITLES, type RunResult, type Scenario } from './stats.js'
+import { isFailure, quantile, SCENARIO_TITLES, SCENARIOS, type RunResult, type Scenario } from './stats.js'
 
 const BUCKET_MS = 500
 const COLORS = { kit: '#1f6fd1', peer: '#d9480f' } as const
@@ -136,7 +136,7 @@ function throughputPanel(out: string[], panel: Panel, runs: readonly RunResult[]
 }
 
 export function renderSvg(runs: readonly RunResult[], durationS: number): string {
-  const scenarios = (['kill', 'stop'] as const).filter((s) => runs.some((r) => r.scenario === s))
+  const scenarios = SCENARIOS.filter((s) => runs.some((r) => r.scenario === s))
   const width = 1200
   const panelW = 470
   const panelH = 230
@@ -159,7 +159,7 @@ export function renderSvg(runs: readonly RunResult[], durationS: number): string
   out.push(`<line x1="${lx}" y1="52" x2="${lx + 28}" y2="52" stroke="#555" stroke-width="1.6" stroke-dasharray="5 3"/>`)
   out.push(`<text x="${lx + 34}" y="56" class="legend">failed req/s (5xx, 401, 429, timeouts, socket errors)</text>`)
   out.push(`<rect x="24" y="66" width="28" height="12" fill="#9aa0a6" fill-opacity="0.35"/>`)
-  out.push(`<text x="58" y="77" class="legend">Redis down (A) or hung (B): from the fault until Redis answers again</text>`)
+  out.push(`<text x="58" y="77" class="legend">Redis down (A, D), hung (B) or slow (C): from the fault until Redis answers again (C: until the delay is back to 0)</text>`)
 
   scenarios.forEach((scenario: Scenario, row) => {
     const inRow = runs.filter((r) => r.scenario === scenario)

@@ -1,7 +1,8 @@
 /**
- * Starting and always stopping what the chaos benchmark runs: private redis-servers and the
- * server under test as a child process. Everything started here is tracked, so `cleanup()`
- * (from a finally block or the SIGINT handler) stops exactly those processes by their PID.
+ * Starting and always stopping what the chaos benchmark runs: private redis-servers, a latency
+ * proxy in front of one (scenario C) and the server under test, both as child processes.
+ * Everything started here is tracked, so `cleanup()` (from a finally block or the SIGINT handler)
+ * stops exactly those processes, by their PID.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
@@ -14,6 +15,10 @@ const SCRIPTS: Record<Contender, string> = {
   kit: join(__dirname, 'kit-server.ts'),
   peer: join(__dirname, '..', 'peer-server.ts'),
 }
+
+/** Preloaded into both servers: prints the app's event-loop delay (see eld-preload.ts). */
+const ELD_PRELOAD = join(__dirname, 'eld-preload.ts')
+const PROXY_SCRIPT = join(__dirname, 'proxy-child.ts')
 
 const children = new Set<ChildProcess>()
 const redisServers = new Set<RedisServer>()
@@ -52,12 +57,75 @@ export async function stopRedis(server: RedisServer): Promise<void> {
   redisServers.delete(server)
 }
 
+/** A LatencyProxy (test/helpers) in front of a redis-server, run in a child process of its own (proxy-child.ts). */
+export interface ProxyProcess {
+  readonly port: number
+  readonly url: string
+  readonly child: ChildProcess
+  /** Sets the added reply latency; resolves once the proxy applies it. */
+  setLatency(ms: number): Promise<void>
+}
+
+export async function startProxy(redisPort: number): Promise<ProxyProcess> {
+  refuseWhenClosing()
+  const child = spawn(process.execPath, ['--import', 'tsx', PROXY_SCRIPT, String(redisPort)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  const port = await new Promise<number>((resolve, reject) => {
+    let text = ''
+    const timer = setTimeout(() => reject(new Error('latency proxy did not start within 10 s')), 10_000)
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`latency proxy exited (${String(code)}) during start-up`)) })
+    child.stdout?.on('data', (chunk: Buffer) => {
+      text += chunk.toString()
+      const match = /port (\d+)\n/.exec(text)
+      if (match) { clearTimeout(timer); resolve(Number(match[1])) }
+    })
+  })
+  const setLatency = (ms: number): Promise<void> => new Promise((resolve, reject) => {
+    const onMessage = (message: { ok?: boolean; latencyMs?: number }): void => {
+      if (message.ok && message.latencyMs === ms) { child.off('message', onMessage); resolve() }
+    }
+    child.on('message', onMessage)
+    child.send({ latencyMs: ms }, (error) => { if (error) { child.off('message', onMessage); reject(error) } })
+  })
+  return { port, url: `redis://127.0.0.1:${port}`, child, setLatency }
+}
+
+/** SIGTERM (the proxy cuts its connections and exits), SIGKILL after 5 s. */
+export async function stopProxy(proxy: ProxyProcess): Promise<void> {
+  const { child } = proxy
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+  await exited
+  clearTimeout(timer)
+}
+
+/** One line the app wrote, stamped with the orchestrator's performance.now() when it arrived. */
+export interface OutputLine {
+  readonly at: number
+  readonly text: string
+}
+
+/** One 100 ms window of the app's event-loop delay (eld-preload.ts), on the orchestrator's clock. */
+export interface EldWindow {
+  /** End of the window (performance.now() of this process). */
+  readonly at: number
+  readonly maxMs: number
+  readonly p99Ms: number
+}
+
 export interface AppProcess {
   readonly contender: Contender
   readonly port: number
   readonly child: ChildProcess
-  /** Lines the app wrote, for counting peer errors and reading the kit's state log. */
+  /** Lines the app wrote (event-loop lines excluded), for counting peer errors and reading the kit's state log. */
   readonly output: string[]
+  /** The same lines with their arrival time. */
+  readonly lines: OutputLine[]
+  /** The app's event-loop delay, per 100 ms window. */
+  readonly eld: EldWindow[]
 }
 
 /** Only the variables this run means to set reach the app; stray REDIS_* from the shell do not. */
@@ -73,18 +141,37 @@ function appEnv(port: number, redisUrl: string): NodeJS.ProcessEnv {
 export async function startApp(contender: Contender, redisUrl: string): Promise<AppProcess> {
   const port = await freePort()
   refuseWhenClosing()
-  const child = spawn(process.execPath, ['--import', 'tsx', SCRIPTS[contender]], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', ELD_PRELOAD, SCRIPTS[contender]], {
     env: appEnv(port, redisUrl), stdio: ['ignore', 'pipe', 'pipe'],
   })
   children.add(child)
   child.once('exit', () => children.delete(child))
   const output: string[] = []
-  const collect = (chunk: Buffer): void => {
-    for (const line of chunk.toString().split('\n')) if (line.trim()) output.push(line)
+  const lines: OutputLine[] = []
+  const eld: EldWindow[] = []
+  const take = (text: string, at: number): void => {
+    if (!text.trim()) return
+    const match = /^\[chaos-eld\] ([\d.]+) ([\d.]+) ([\d.]+)$/.exec(text)
+    if (match) {
+      eld.push({ at: Number(match[1]) - performance.timeOrigin, maxMs: Number(match[2]), p99Ms: Number(match[3]) })
+      return
+    }
+    output.push(text)
+    lines.push({ at, text })
   }
-  child.stdout?.on('data', collect)
-  child.stderr?.on('data', collect)
-  const app: AppProcess = { contender, port, child, output }
+  // A chunk can end inside a line: keep the tail until the rest arrives.
+  const collector = (): ((chunk: Buffer) => void) => {
+    let tail = ''
+    return (chunk) => {
+      const at = performance.now()
+      const parts = (tail + chunk.toString()).split('\n')
+      tail = parts.pop() ?? ''
+      for (const part of parts) take(part, at)
+    }
+  }
+  child.stdout?.on('data', collector())
+  child.stderr?.on('data', collector())
+  const app: AppProcess = { contender, port, child, output, lines, eld }
   await waitUntilOnRedis(app)
   return app
 }

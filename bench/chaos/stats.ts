@@ -1,19 +1,74 @@
 /**
  * Per-phase statistics of one chaos run and the markdown report. A request that was in flight at
- * any moment of the outage (from the fault until Redis answers again) counts in the outage phase,
- * even when it was sent just before the fault or its error arrives after Redis is back; "before"
- * and "after" hold only requests that lived entirely outside it.
+ * any moment of the outage (from the fault until Redis answers again; in C, the slow window)
+ * counts in the outage phase, even when it was sent just before the fault or its error arrives
+ * after Redis is back; "before" and "after" hold only requests that lived entirely outside it.
  */
 import type { HealthPoll, Route, Sample } from './load.js'
-import type { Contender } from './servers.js'
+import type { Contender, EldWindow } from './servers.js'
 
-export type Scenario = 'kill' | 'stop'
+export type Scenario = 'kill' | 'stop' | 'slow' | 'journal'
+export const SCENARIOS: readonly Scenario[] = ['kill', 'stop', 'slow', 'journal']
 export const PHASES = ['before', 'outage', 'after'] as const
 export type Phase = (typeof PHASES)[number]
 
 export const SCENARIO_TITLES: Record<Scenario, string> = {
   kill: 'A: kill -9 Redis, restart it on the same port',
   stop: 'B: SIGSTOP Redis (hung), then SIGCONT',
+  slow: 'C: slow Redis: every reply delayed (LatencyProxy), then back to 0',
+  journal: 'D: kill -9 Redis, a burst of cache invalidations fills the outage journal, restart from the AOF',
+}
+
+/** A state change the kit logged (its "Redis unavailable" / "Redis is back" lines), by arrival time. */
+export interface StateChange {
+  readonly at: number
+  readonly to: 'degraded' | 'ready'
+}
+
+/** Everything needed to compare `visitor_count` in Redis with what `/api/visits` acknowledged. */
+export interface VisitCounts {
+  /** `visitor_count` read from Redis after the run (null: could not be read). */
+  readonly inRedis: number | null
+  /** `/api/visits` answered 2xx within the client timeout. */
+  readonly answered: number
+  /** `/api/visits` answered 2xx, but later than the client timeout (the server did count them). */
+  readonly answeredLate: number
+  /** `/api/visits` that failed otherwise (5xx, …): Redis may or may not have counted them. */
+  readonly failed: number
+  /** Socket errors / unanswered requests of unknown route (each may have been a visit). */
+  readonly unknownRouteFailures: number
+  /** `/api/visits` in flight when the load stopped (the server may still count them); undefined: unknown split. */
+  readonly inFlightAtEnd: number | undefined
+  /** Kit only: `inDoubt` events for visitor_count (answered, but Redis may not have applied them). */
+  readonly inDoubt: number | undefined
+}
+
+/** Scenario D: the burst of `DELETE /api/scans/<target>` during the outage and what reached Redis. */
+export interface JournalBurst {
+  /** Distinct targets, each cached in Redis before the load (pre-filled) and invalidated once. */
+  readonly keys: number
+  /** Cache entries of those targets found in Redis before the fault. */
+  readonly presentBefore: number
+  /** GETs per pre-fill round: a second round means fills were lost to a kit that went degraded during the pre-fill. */
+  readonly prefillRounds: readonly number[]
+  readonly sent: number
+  readonly notSent: number
+  /** Answered 2xx (the invalidation was acknowledged). */
+  readonly acknowledged: number
+  /** Answered otherwise, or not within the client timeout (status 0). */
+  readonly failed: number
+  /** Acknowledged during the outage (answered before Redis answered again). */
+  readonly acknowledgedInOutage: number
+  /** performance.now() when the burst started and when its last request settled. */
+  readonly startedAt: number
+  readonly endedAt: number
+  /** After recovery: entries of acknowledged invalidations still in Redis (stale), of the other sent ones, of the unsent ones. */
+  readonly staleAcknowledged: number | null
+  readonly staleUnacknowledged: number | null
+  readonly staleNotSent: number | null
+  /** Kit: ERR_KIT_JOURNAL_FULL was logged; the "replayed N write(s)" of its "Redis is back" line. */
+  readonly journalFullLogged: boolean
+  readonly replayedLogged: number | null
 }
 
 export interface RunResult {
@@ -33,10 +88,23 @@ export interface RunResult {
   readonly polls: readonly HealthPoll[]
   /** Checks after the load: a fresh GET /me with the cookie, and the visit counter. */
   readonly meAfter: number
-  readonly visitsAnswered: number
-  readonly visitsInRedis: number | null
+  readonly visits: VisitCounts
   /** The peer's logged unhandled rejections (apicache's fire-and-forget writes). */
   readonly unhandledRejections: number
+  /** Kit: the state changes it logged during the run. */
+  readonly stateChanges: readonly StateChange[]
+  /** The app process' event-loop delay per 100 ms window. */
+  readonly eld: readonly EldWindow[]
+  /** C: the reply latency added during the slow window. */
+  readonly slowMs?: number
+  /** D: the invalidation burst. */
+  readonly journal?: JournalBurst
+  /** After the load the orchestrator waited this long for the server to be back on Redis and gave up. */
+  readonly backTimedOut: boolean
+  /** performance.now() when the setup (login, warm-up, D's pre-fill) ended; state changes before it belong to the setup. */
+  readonly setupEndedAt: number
+  /** Redis' own latency monitor (`LATENCY LATEST`): worst ms per event (e.g. `aof-fsync-always`, `command`), over the run. */
+  readonly redisLatency: Readonly<Record<string, number>>
 }
 
 export interface PhaseStats {
@@ -104,6 +172,10 @@ export interface Detection {
   readonly detectMs: number | null
   /** ms from Redis answering again until the server was back on it (kit: state ready; peer: /health/redis 200). */
   readonly backMs: number | null
+  /** Kit: ms from Redis answering again until the state was ready with journal.pending 0. */
+  readonly drainedMs: number | null
+  /** Kit: the highest journal.pending seen from the fault until it was drained. */
+  readonly pendingPeak: number | null
   /** ms after Redis answered again until the last failed request of the load ended (null: none after). */
   readonly lastFailureMs: number | null
 }
@@ -116,22 +188,100 @@ export function detection(run: RunResult): Detection {
   const back = run.contender === 'kit'
     ? after.find((p) => p.at >= (detected?.at ?? run.faultAt) && p.at >= run.returnAt && p.state === 'ready')
     : after.find((p) => p.at >= run.returnAt && p.status === 200)
+  const drained = run.contender === 'kit'
+    ? after.find((p) => p.at >= (back?.at ?? Infinity) && p.state === 'ready' && p.pending === 0)
+    : undefined
+  const pendings = after.filter((p) => p.at <= (drained?.at ?? Infinity) && typeof p.pending === 'number').map((p) => p.pending as number)
   const lastFailure = run.samples.filter((s) => isFailure(s) && s.end >= run.returnAt).reduce((m, s) => Math.max(m, s.end), -Infinity)
   return {
     detectMs: detected && detected.at < run.returnAt ? detected.at - run.faultAt : null,
     backMs: back ? back.at - run.returnAt : null,
+    drainedMs: drained ? drained.at - run.returnAt : null,
+    pendingPeak: run.contender === 'kit' && pendings.length > 0 ? Math.max(...pendings) : null,
     lastFailureMs: Number.isFinite(lastFailure) ? lastFailure - run.returnAt : null,
   }
+}
+
+/** Largest event-loop delay (ms) among the 100 ms windows ending in [from, to). */
+export function eldMax(run: RunResult, from: number, to: number): number | null {
+  const windows = run.eld.filter((w) => w.at >= from && w.at < to)
+  return windows.length === 0 ? null : Math.max(...windows.map((w) => w.maxMs))
+}
+
+/** Median of the windows' maxima in [from, to): the typical delay, where `eldMax` is the worst. */
+export function eldMedian(run: RunResult, from: number, to: number): number | null {
+  const values = run.eld.filter((w) => w.at >= from && w.at < to).map((w) => w.maxMs).sort((a, b) => a - b)
+  return values.length === 0 ? null : quantile(values, 0.5)
+}
+
+export interface VisitVerdict {
+  /** In Redis minus answered 2xx in time. */
+  readonly difference: number
+  /** What the difference may be: late answers minus in-doubt increments … plus everything that may or may not have counted. */
+  readonly low: number
+  readonly high: number
+  readonly consistent: boolean
+}
+
+/**
+ * `visitor_count` must equal the acknowledged visits, up to what is known to be open: increments
+ * in doubt (answered, Redis may not have them: lower), and visits in flight at the end, failed or
+ * of unknown route (may have counted: higher). Late 2xx answers did count.
+ */
+export function visitVerdict(run: RunResult): VisitVerdict | undefined {
+  const v = run.visits
+  if (v.inRedis === null) return undefined
+  const low = v.answeredLate - (v.inDoubt ?? 0)
+  const high = v.answeredLate + v.failed + v.unknownRouteFailures + (v.inFlightAtEnd ?? run.inFlightAtEnd)
+  const difference = v.inRedis - v.answered
+  return { difference, low, high, consistent: difference >= low && difference <= high }
 }
 
 // ---------------------------------------------------------------- markdown
 
 const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2))
 const seconds = (value: number | null, none: string): string => (value === null ? none : `${(value / 1000).toFixed(2)} s`)
+const signed = (value: number): string => (value > 0 ? `+${value}` : value < 0 ? `−${-value}` : '0')
 
 function kinds(stats: PhaseStats): string {
   const entries = Object.entries(stats.failureKinds).sort((a, b) => b[1] - a[1])
   return entries.length === 0 ? '' : entries.map(([kind, count]) => `${kind} ×${count}`).join(', ')
+}
+
+function visitsCell(run: RunResult): string {
+  const verdict = visitVerdict(run)
+  if (!verdict) return 'could not read Redis'
+  const v = run.visits
+  const open: string[] = []
+  if (v.answeredLate > 0) open.push(`${v.answeredLate} answered 2xx after the timeout`)
+  if ((v.inDoubt ?? 0) > 0) open.push(`${v.inDoubt} in doubt`)
+  open.push(v.inFlightAtEnd === undefined ? `≤ ${run.inFlightAtEnd} in flight at the end (route unknown)` : `${v.inFlightAtEnd} in flight at the end`)
+  if (v.failed > 0) open.push(`${v.failed} failed`)
+  if (v.unknownRouteFailures > 0) open.push(`${v.unknownRouteFailures} failed, route unknown`)
+  const range = `${signed(verdict.low)} … ${signed(verdict.high)}`
+  const text = `${signed(verdict.difference)}, allowed ${range} (${open.join(', ')})`
+  return verdict.consistent ? `${text}: consistent` : `**${text}: outside**`
+}
+
+function stateChangesCell(run: RunResult, window: string): string {
+  if (run.contender !== 'kit') return '–'
+  const count = (changes: readonly StateChange[]): string => {
+    const degraded = changes.filter((c) => c.to === 'degraded').length
+    return `${changes.length} (${degraded} unavailable, ${changes.length - degraded} back)`
+  }
+  const setup = run.stateChanges.filter((c) => c.at < run.setupEndedAt)
+  const beforeFault = run.stateChanges.filter((c) => c.at >= run.setupEndedAt && c.at < run.faultAt)
+  const inWindow = run.stateChanges.filter((c) => c.at >= run.faultAt && c.at < run.returnAt)
+  const afterwards = run.stateChanges.filter((c) => c.at >= run.returnAt)
+  const offset = (at: number): string => `${at >= run.faultAt ? '+' : '−'}${(Math.abs(at - run.faultAt) / 1000).toFixed(2)} s`
+  const listed = run.stateChanges.filter((c) => c.at >= run.setupEndedAt).map((c) => `${c.to} ${offset(c.at)}`)
+  return `**${count(inWindow).split(' ')[0]}** during ${window}: ${count(inWindow)}; after it: ${count(afterwards)}; under load before the fault: ${count(beforeFault)}; `
+    + `during the setup (connect, warm-up${run.scenario === 'journal' ? ', pre-fill' : ''}): ${count(setup)}. Times from the fault: ${listed.length > 0 ? listed.join(', ') : 'none'}`
+}
+
+function eldCell(run: RunResult): string {
+  const f = (value: number | null): string => (value === null ? '–' : ms(value))
+  return `${f(eldMax(run, run.t0, run.faultAt))} / ${f(eldMax(run, run.faultAt, run.returnAt))} / ${f(eldMax(run, run.returnAt, run.endAt))}`
 }
 
 export interface ReportContext {
@@ -143,16 +293,43 @@ export interface ReportContext {
   readonly peerPollTimeoutMs: number
   readonly svgName: string
   readonly cpus: number
+  /** C: added reply latency; D: invalidations in the burst, its concurrency, and the kit's journal quota. */
+  readonly slowMs: number
+  readonly journalKeys: number
+  readonly burstConcurrency: number
+  readonly journalMaxEntries: number
+  /** Version and tree state of what ran, e.g. `a7223d4, lib/ unmodified`. */
+  readonly source: string
+  readonly redisLatencyThresholdMs: number
+}
+
+function scenarioIntro(scenario: Scenario, context: ReportContext): string | undefined {
+  if (scenario === 'slow') {
+    return `Both servers reach Redis through a \`LatencyProxy\` (test/helpers/latency-proxy.ts); at the fault every reply is delayed by ${context.slowMs} ms, `
+      + 'at the end of the window the delay goes back to 0 (replies already queued keep their due time). Redis itself never stops. "outage" is the slow window; "Redis answered again" is when the delay went back to 0.'
+  }
+  if (scenario === 'journal') {
+    return `Before the load, ${context.journalKeys} distinct targets \`GET /api/scans/j<n>.example\` are cached in Redis (each server through its own cache). `
+      + `Right after the kill -9, ${context.burstConcurrency} extra connections send \`DELETE /api/scans/j<n>.example\` (the example's tag invalidation; `
+      + `each is one journal entry in the kit) once per target, as fast as they are answered, until Redis is restarted (no new ones after that). `
+      + `The kit's cache journal holds ${context.journalMaxEntries} entries (\`journal.maxEntries\` default), so ${Math.max(0, context.journalKeys - context.journalMaxEntries)} invalidations beyond it are expected to be answered but not replayed. `
+      + 'Redis restarts from its append-only file (fsync always), so entries cached before the kill are still there and only a replayed invalidation removes them. '
+      + 'The load of A runs as well. Why invalidations: examples/ and lib/ stay as they are, and of the example\'s routes only `DELETE /api/scans/:target` journals one entry per distinct key '
+      + '(cache fills are never journaled; `/api/visits` is one key, the session and the rate limit one key per client), so it is the honest way to fill the journal through the app.'
+  }
+  return undefined
 }
 
 export function renderReport(runs: readonly RunResult[], context: ReportContext): string {
+  const first = runs[0]
   const lines: string[] = [
     `## Chaos benchmark: the example server (express-redis-kit) vs the raw peer stack`,
     '',
     `autocannon, ${context.connections} connections, ${context.durationS} s per run, request timeout ${context.timeoutS} s; `
     + `each connection cycles \`GET /api/scans/host<n>.example\` (${context.targets} targets, warmed), \`GET /api/visits\`, \`GET /me\`, `
     + 'all with one logged-in session cookie. Own redis-server per run (append-only file, fsync always). '
-    + `Fault at ${(runs[0] ? (runs[0].faultAt - runs[0].t0) / 1000 : 0).toFixed(1)} s, Redis back at about ${(runs[0] ? (runs[0].returnAt - runs[0].t0) / 1000 : 0).toFixed(1)} s.`,
+    + `Fault at ${(first ? (first.faultAt - first.t0) / 1000 : 0).toFixed(1)} s, Redis back at about ${(first ? (first.returnAt - first.t0) / 1000 : 0).toFixed(1)} s. `
+    + `Code: ${context.source}.`,
     '',
     'Cells are **kit / peer**. A request in flight at any moment between the fault and Redis answering again counts in the outage phase. '
     + `Failures = any 5xx, any answer slower than the ${context.timeoutS} s client timeout ("timeout"), socket error, `
@@ -160,11 +337,13 @@ export function renderReport(runs: readonly RunResult[], context: ReportContext)
     + 'Latencies are as measured, slow answers included.',
     '',
   ]
-  for (const scenario of ['kill', 'stop'] as const) {
+  for (const scenario of SCENARIOS) {
     const kit = runs.find((r) => r.scenario === scenario && r.contender === 'kit')
     const peer = runs.find((r) => r.scenario === scenario && r.contender === 'peer')
     if (!kit && !peer) continue
     lines.push(`### ${SCENARIO_TITLES[scenario]}`, '')
+    const intro = scenarioIntro(scenario, context)
+    if (intro) lines.push(intro, '')
     lines.push('| Phase | Requests | OK req/s | Failures | p50 ms | p99 ms | max ms |')
     lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
     const notes: string[] = []
@@ -181,19 +360,65 @@ export function renderReport(runs: readonly RunResult[], context: ReportContext)
     lines.push('')
     const dk = kit ? detection(kit) : undefined
     const dp = peer ? detection(peer) : undefined
+    const both = (f: (run: RunResult) => string): string => `${kit ? f(kit) : '–'} | ${peer ? f(peer) : '–'}`
+    const slow = scenario === 'slow'
+    const window = slow ? 'the slow window' : 'the outage'
     lines.push('| | kit | peer |', '| --- | --- | --- |')
-    lines.push(`| Outage detected after (kit: \`/health\` says degraded; peer: \`/health/redis\` answers 503) | ${dk ? seconds(dk.detectMs, 'not seen') : '–'} | ${dp ? seconds(dp.detectMs, 'never (PING waits in the offline queue)') : '–'} |`)
-    lines.push(`| Back on Redis after it answered again (kit: \`/health\` says ready; peer: \`/health/redis\` 200) | ${dk ? seconds(dk.backMs, 'not seen') : '–'} | ${dp ? seconds(dp.backMs, 'not seen') : '–'} |`)
-    lines.push(`| Last failed request ended, after Redis answered again | ${dk ? seconds(dk.lastFailureMs, 'none') : '–'} | ${dp ? seconds(dp.lastFailureMs, 'none') : '–'} |`)
-    lines.push(`| \`GET /me\` with the same cookie after the run | ${kit ? kit.meAfter : '–'} | ${peer ? peer.meAfter : '–'} |`)
-    lines.push(`| \`visitor_count\` in Redis after the run / \`/api/visits\` answered 2xx | ${kit ? `${kit.visitsInRedis ?? '?'} / ${kit.visitsAnswered}` : '–'} | ${peer ? `${peer.visitsInRedis ?? '?'} / ${peer.visitsAnswered}` : '–'} |`)
+    lines.push(`| ${slow ? 'Slowness' : 'Outage'} detected after (kit: \`/health\` says degraded; peer: \`/health/redis\` answers 503) | ${dk ? seconds(dk.detectMs, 'not seen') : '–'} | ${dp ? seconds(dp.detectMs, slow ? 'never (PING answers, slowly)' : 'never (PING waits in the offline queue)') : '–'} |`)
+    lines.push(`| Back on Redis after ${slow ? 'the delay went back to 0' : 'it answered again'} (kit: \`/health\` says ready; peer: \`/health/redis\` 200) | ${dk ? seconds(dk.backMs, 'not seen') : '–'} | ${dp ? seconds(dp.backMs, 'not seen') : '–'} |`)
+    lines.push(`| Kit ready with \`journal.pending\` 0, after ${slow ? 'the delay went back to 0' : 'Redis answered again'} (peak \`journal.pending\`) | ${dk ? `${seconds(dk.drainedMs, 'not seen')} (peak ${dk.pendingPeak ?? '–'})` : '–'} | – |`)
+    lines.push(`| Last failed request ended, after ${slow ? 'the delay went back to 0' : 'Redis answered again'} | ${dk ? seconds(dk.lastFailureMs, 'none') : '–'} | ${dp ? seconds(dp.lastFailureMs, 'none') : '–'} |`)
+    lines.push(`| Kit state changes logged ("Redis unavailable" / "Redis is back" lines) | ${kit ? stateChangesCell(kit, window) : '–'} | – |`)
+    lines.push(`| App event-loop delay, worst 100 ms window, ms: before / outage / after | ${both(eldCell)} |`)
+    const latencyCell = (run: RunResult): string => {
+      const events = Object.entries(run.redisLatency).sort((a, b) => b[1] - a[1])
+      return events.length === 0 ? 'none' : events.map(([event, max]) => `${event} ${max} ms`).join(', ')
+    }
+    lines.push(`| Redis' own stalls over the run (\`LATENCY LATEST\`, events ≥ ${context.redisLatencyThresholdMs} ms, worst each) | ${both(latencyCell)} |`)
+    if (scenario === 'journal') {
+      const replayCell = (run: RunResult): string => {
+        const d = detection(run)
+        const end = run.returnAt + ((run.contender === 'kit' ? d.drainedMs : d.backMs) ?? 0)
+        const max = eldMax(run, run.returnAt, end + 100)
+        const median = eldMedian(run, run.returnAt, end + 100)
+        return max === null ? '–' : `worst ${ms(max)} ms, median window ${ms(median ?? 0)} ms (${((end - run.returnAt) / 1000).toFixed(2)} s)`
+      }
+      lines.push(`| App event-loop delay from Redis answering again until back (kit: ready with \`journal.pending\` 0, i.e. the replay; peer: \`/health/redis\` 200) | ${both(replayCell)} |`)
+      const burstCell = (run: RunResult): string => {
+        const j = run.journal
+        if (!j) return '–'
+        return `${j.sent} sent in ${((j.endedAt - j.startedAt) / 1000).toFixed(2)} s (${j.notSent} not sent), ${j.acknowledged} answered 2xx `
+          + `(${j.acknowledgedInOutage} before Redis answered again), ${j.failed} failed or unanswered`
+      }
+      lines.push(`| \`DELETE\` burst (${context.journalKeys} targets) | ${both(burstCell)} |`)
+      const staleCell = (run: RunResult): string => {
+        const j = run.journal
+        if (!j || j.staleAcknowledged === null) return '–'
+        const text = `${j.staleAcknowledged} of ${j.acknowledged}`
+        return j.staleAcknowledged > 0 ? `**${text}**` : text
+      }
+      lines.push(`| Acknowledged invalidations whose entry is still in Redis after recovery (stale) | ${both(staleCell)} |`)
+      const otherCell = (run: RunResult): string => {
+        const j = run.journal
+        if (!j || j.staleUnacknowledged === null) return '–'
+        const rounds = j.prefillRounds.length > 1 ? ` (in ${j.prefillRounds.length} rounds of ${j.prefillRounds.join(', ')} GETs: fills answered while the kit was degraded stay in memory)` : ''
+        return `${j.presentBefore} of ${j.keys} cached before the fault${rounds}; still in Redis after: ${j.staleUnacknowledged} of ${j.sent - j.acknowledged} sent but not acknowledged, ${j.staleNotSent} of ${j.notSent} never sent`
+      }
+      lines.push(`| Pre-filled entries | ${both(otherCell)} |`)
+      lines.push(`| Kit log: \`ERR_KIT_JOURNAL_FULL\` / "replayed N write(s)" | ${kit?.journal ? `${kit.journal.journalFullLogged ? 'logged' : 'not logged'} / ${kit.journal.replayedLogged ?? 'no such line'}` : '–'} | – |`)
+    }
+    lines.push(`| \`GET /me\` with the same cookie after the run | ${both((r) => String(r.meAfter))} |`)
+    lines.push(`| \`visitor_count\` in Redis after the run / \`/api/visits\` answered 2xx | ${both((r) => `${r.visits.inRedis ?? '?'} / ${r.visits.answered}`)} |`)
+    lines.push(`| In Redis − acknowledged, and what may explain it | ${both(visitsCell)} |`)
     if (peer && peer.unhandledRejections > 0) notes.push(`peer logged ${peer.unhandledRejections} unhandled promise rejections (apicache writes; a default Node process would have exited)`)
+    const timedOut = [kit, peer].filter((r): r is RunResult => r !== undefined && r.backTimedOut)
+    if (timedOut.length > 0) notes.push(`${timedOut.map((r) => r.contender).join(' and ')} not back on Redis (drained) when the orchestrator stopped waiting`)
     lines.push('')
     if (notes.length > 0) lines.push(`Failures by kind: ${notes.join('; ')}.`, '')
   }
   lines.push(
     'Notes:',
-    `- kit = \`examples/server.ts\` (\`createApp()\`, bound to 127.0.0.1 by \`bench/chaos/kit-server.ts\`); peer = \`bench/peer-server.ts\`: the same routes on ONE ioredis client with default settings `
+    `- kit = \`examples/server.ts\` (\`createApp()\`, bound to 127.0.0.1 by \`bench/chaos/kit-server.ts\`, which also prints each \`inDoubt\` event); peer = \`bench/peer-server.ts\`: the same routes on ONE ioredis client with default settings `
     + '(offline queue on, `maxRetriesPerRequest` 20, no `commandTimeout`): apicache 1.6.3, express-session + connect-redis 8.1.0, express-rate-limit + rate-limit-redis, helmet. '
     + 'apicache was written for redis@3 and only uses Redis while `redisClient.connected` is true, so the ioredis client got a `connected` getter (`status === \'ready\'`); '
     + 'the peer also has an `error` listener and an `unhandledRejection` logger so it survives the outage. Nothing else is changed.',
@@ -201,10 +426,19 @@ export function renderReport(runs: readonly RunResult[], context: ReportContext)
     + `The ${context.timeoutS} s client timeout is applied to the measured latencies: autocannon's own timeout is set beyond the run, because after a timeout it reconnects and, `
     + 'if the server still hangs, misreads the next responses (status undefined, then false timeouts), which we saw against the peer. So a client keeps waiting instead of retrying. '
     + `Requests still unanswered when the load stopped are not counted: ${runs.map((r) => `${r.contender} ${r.scenario} ${r.inFlightAtEnd}`).join(', ')}.`,
-    `- Detection is read by polling every ${context.pollIntervalMs} ms on a separate keep-alive connection (kit: \`GET /health\`; peer: \`GET /health/redis\`, which PINGs, each poll abandoned after ${context.peerPollTimeoutMs} ms). `
-    + '"Redis answered again" is when the restarted server first answered PING (A) or the SIGCONT (B).',
-    `- \`visitor_count\`: the kit replays increments made during the outage when Redis is back; an increment that was sent to a hung Redis and timed out is "in doubt" and not replayed (it runs when Redis resumes). Requests still in flight when the load stops are not counted as answered.`,
-    `- Machine: ${context.cpus} CPUs shared with other work; 1-minute load average at the start of each run: `
+    `- Detection is read by polling every ${context.pollIntervalMs} ms on a separate keep-alive connection (kit: \`GET /health\`, which also gives \`journal.pending\`; peer: \`GET /health/redis\`, which PINGs, each poll abandoned after ${context.peerPollTimeoutMs} ms); `
+    + 'polling goes on after the load until the server is back (kit: ready with `journal.pending` 0). '
+    + '"Redis answered again" is when the restarted server first answered PING (A, D), the SIGCONT (B), or the delay went back to 0 (C). '
+    + 'Kit state changes are its own log lines, timed when they reached the orchestrator.',
+    '- `visitor_count` vs acknowledged: Redis must hold every 2xx visit, give or take what is open at the end: visits in flight when the load stopped '
+    + '(the server still counts them; the route of each connection\'s last request is read from autocannon), visits that failed or got no answer (may or may not have counted), '
+    + 'and, for the kit, increments reported by its `inDoubt` event (on the wire when a connection died: answered, but Redis may not have applied them; not replayed). '
+    + '"allowed" is that range for in Redis − answered; "outside" means a count that nothing explains.',
+    `- Redis' own stalls: each redis-server runs with \`latency-monitor-threshold\` ${context.redisLatencyThresholdMs} ms; \`LATENCY LATEST\` is read before a kill (which loses it) and after the run. `
+    + 'In B it is read before the SIGSTOP and reset after the SIGCONT, because Redis would time the stop itself as a stall of the fsync or command it interrupted. '
+    + 'It sees stalls inside Redis (fsync, slow commands), not time the process waited for a CPU.',
+    '- Event-loop delay: `bench/chaos/eld-preload.ts` is preloaded (`--import`) into both servers and reports `monitorEventLoopDelay` (5 ms resolution) per 100 ms window; the cells give the worst window of each phase.',
+    `- Machine: ${context.cpus} CPUs shared with other work (the load generator, the proxy of C and the burst of D run in the orchestrator process); 1-minute load average at the start of each run: `
     + `${runs.map((r) => `${r.contender} ${r.scenario} ${r.loadAverage.toFixed(1)}`).join(', ')}. Absolute req/s move with that load; compare within a phase of one run pair, and the shape over time.`,
     `- Plot: [${context.svgName}](${context.svgName}) (p99 latency and OK req/s per 500 ms, outage shaded).`,
     '',
