@@ -50,7 +50,7 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
       await kit.close()
     }
   } else {
-    const { resolveConfig } = require('../dist/cjs/config.js') as typeof import('../lib/config.js')
+    const { resolveConfig } = require('../dist/cjs/core/config.js') as typeof import('../lib/core/config.js')
     const { createRedisClient } = require('../dist/cjs/core/redis-client.js') as typeof import('../lib/core/redis-client.js')
     const client = createRedisClient(resolveConfig({ url, env: {}, logger: false }))
     await client.connect()

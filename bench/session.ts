@@ -50,7 +50,7 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
   if (variant === 'raw' || variant === 'raw-kit-client') {
     const { RedisStore } = await import('connect-redis')
     // The compiled build, as users run it (`npm run bench` builds first), not lib/ through tsx.
-    const { resolveConfig } = require('../dist/cjs/config.js') as typeof import('../lib/config.js')
+    const { resolveConfig } = require('../dist/cjs/core/config.js') as typeof import('../lib/core/config.js')
     const { createRedisClient } = require('../dist/cjs/core/redis-client.js') as typeof import('../lib/core/redis-client.js')
     const client = variant === 'raw'
       ? new Redis(url, { lazyConnect: true })

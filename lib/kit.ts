@@ -1,14 +1,14 @@
 /** createKit(): one connection manager, every feature bound to it. */
 import type { RequestHandler, Router } from 'express'
 import { createCache, invalidateCache, type CacheOptions, type InvalidateTarget } from './cache/index.js'
-import { KeyValueClient } from './client.js'
-import { resolveConfig } from './config.js'
+import { KeyValueClient } from './client/index.js'
+import { resolveConfig } from './core/config.js'
 import { ConnectionManager } from './core/manager.js'
-import { createHealthRouter } from './health.js'
+import { createHealthRouter } from './health/index.js'
 import type { RateLimitRequestHandler } from 'express-rate-limit'
-import { createRateLimit, FailoverRateLimitStore, type FailoverRateLimitStoreOptions, type RateLimitOptions } from './rate-limit.js'
+import { createRateLimit, FailoverRateLimitStore, type FailoverRateLimitStoreOptions, type RateLimitOptions } from './rate-limit/index.js'
 import { parseRateLimitStoreOptions } from './rate-limit/options.js'
-import { createSessionMiddleware, FailoverSessionStore, type SessionMiddleware, type SessionOptions, type SessionStoreOptions } from './session.js'
+import { createSessionMiddleware, FailoverSessionStore, type SessionMiddleware, type SessionOptions, type SessionStoreOptions } from './session/index.js'
 import type { KitEvents, KitOptions, KitState } from './types.js'
 
 export class Kit {

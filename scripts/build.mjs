@@ -13,7 +13,7 @@ const builds = [
   { dir: 'dist/cjs', type: 'commonjs', args: ['--module', 'NodeNext', '--moduleResolution', 'NodeNext'] },
 ]
 for (const { dir, type, args } of builds) {
-  execFileSync(process.execPath, [tsc, ...common, ...args, '--outDir', dir, 'lib/index.ts', 'lib/cli.ts'], { stdio: 'inherit' })
+  execFileSync(process.execPath, [tsc, ...common, ...args, '--outDir', dir, 'lib/index.ts', 'lib/doctor/cli.ts'], { stdio: 'inherit' })
   mkdirSync(dir, { recursive: true })
   writeFileSync(`${dir}/package.json`, JSON.stringify({ type }) + '\n')
 }

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import type { NextFunction, Request, Response } from 'express'
-import { invalidArgument } from '../errors.js'
+import { invalidArgument } from '../core/errors.js'
 import { captureDetached, captureThrough, type Captured } from './capture.js'
 import { encodeResponse, encodeVary, lifetimeMs, type StoredResponse } from './entry.js'
 import { CONDITIONAL_REQUEST_HEADERS, forbidsSharedCache, generateEtag, headersToStore, notStoredReason } from './http.js'

@@ -4,7 +4,7 @@
  * (Across instances the same race is closed by the fill lock kept in the entry's hash, which the
  * invalidation deletes.)
  */
-import { invalidArgument } from '../errors.js'
+import { invalidArgument } from '../core/errors.js'
 import { normalizeUrl } from './key.js'
 import type { Target } from './store.js'
 

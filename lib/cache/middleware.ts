@@ -12,7 +12,7 @@
  * commandTimeoutMs, and anything unexpected from the store counts as a miss.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { invalidArgument } from '../errors.js'
+import { invalidArgument } from '../core/errors.js'
 import type { Originals } from './capture.js'
 import type { Decoded, StoredResponse } from './entry.js'
 import { isNotModified, NOT_MODIFIED_HEADERS } from './http.js'

@@ -3,7 +3,7 @@
  * config. Anything wrong is reported when the middleware is created, never per request.
  */
 import type { Request, Response } from 'express'
-import { closestName, invalidOption } from '../errors.js'
+import { closestName, invalidOption } from '../core/errors.js'
 
 export interface CacheOptions {
   /** Seconds a stored response is served as fresh. Defaults to `300`. */

@@ -15,8 +15,8 @@
  * and is otherwise reported (`inDoubt` event, one log line per outage).
  */
 import { EventEmitter } from 'node:events'
-import { redactText, type KitConfig } from '../config.js'
-import { KitError } from '../errors.js'
+import { redactText, type KitConfig } from './config.js'
+import { KitError } from './errors.js'
 import type { Backend, InDoubtWrite, KitEvents, KitState } from '../types.js'
 import { journalOf, type DualCall, type MemoryReason, type SteppedCall } from './calls.js'
 import { FeatureContext } from './context.js'

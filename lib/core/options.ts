@@ -45,7 +45,7 @@ export class Options {
 
   /** The options object itself: a plain object (or nothing). */
   object<T extends object>(given: unknown, call: string, example: string): Readonly<Partial<T>> {
-    if (given === undefined) return {}
+    if (given === undefined) return {} as Readonly<Partial<T>>
     if (typeof given !== 'object' || given === null || Array.isArray(given)) {
       throw invalidOption(call, 'must be an object', `Call ${example}.`)
     }

@@ -10,7 +10,7 @@
  */
 import { isIP } from 'node:net'
 import { Redis, type RedisOptions } from 'ioredis'
-import type { KitConfig } from '../config.js'
+import type { KitConfig } from './config.js'
 import { isCluster, type RedisClient } from './redis-types.js'
 
 /** Capped exponential backoff with jitter, so a fleet does not reconnect in lock-step. */

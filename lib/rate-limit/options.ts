@@ -5,7 +5,7 @@
  * express-rate-limit's own validations, which keep running.
  */
 import type { Options as ExpressRateLimitOptions, ValueDeterminingMiddleware } from 'express-rate-limit'
-import { closestName, invalidOption } from '../errors.js'
+import { closestName, invalidOption } from '../core/errors.js'
 
 /** What a limiter does while Redis cannot answer. */
 export type RedisDownPolicy = 'memory' | 'allow' | 'deny'

@@ -3,7 +3,7 @@
  * fails later, per request (a `maxAge` of '1h' leaves every login without a response).
  */
 import type { CookieOptions } from 'express-session'
-import { closestName, invalidOption } from '../errors.js'
+import { closestName, invalidOption } from '../core/errors.js'
 
 type Check = (value: unknown) => boolean
 const isBoolean: Check = (value) => typeof value === 'boolean'

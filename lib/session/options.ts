@@ -3,7 +3,7 @@
  * options, parsed once at start-up. Everything wrong throws here with the option's name and the fix.
  */
 import type { CookieOptions, SessionData, SessionOptions as ExpressSessionOptions } from 'express-session'
-import { closestName, invalidOption, squashName } from '../errors.js'
+import { closestName, invalidOption, squashName } from '../core/errors.js'
 import { parseCookie } from './cookie.js'
 
 /** How session data is written to Redis and memory. `JSON` (the connect-redis default) is used when omitted. */

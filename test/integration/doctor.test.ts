@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { freePort, RedisServer } from '../helpers/redis-server.js'
 
 const root = join(__dirname, '..', '..')
-const cli = join(root, 'dist', 'cjs', 'cli.js')
+const cli = join(root, 'dist', 'cjs', 'doctor', 'cli.js')
 
 function doctor(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {

@@ -6,7 +6,7 @@ import { forbidsSharedCache, headersToStore, ifNoneMatchMatches, isNotModified, 
 import { InvalidationLog, parseTarget } from '../../lib/cache/invalidate.js'
 import { KeySpace, normalizeUrl, parseVary, variantField } from '../../lib/cache/key.js'
 import { parseCacheOptions } from '../../lib/cache/options.js'
-import { KitError } from '../../lib/errors.js'
+import { KitError } from '../../lib/core/errors.js'
 import { createKit } from '../../lib/index.js'
 
 function rejects(fn: () => unknown, pattern: RegExp, code = 'ERR_KIT_INVALID_OPTION'): void {

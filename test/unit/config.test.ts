@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { resolveConfig, redactUrl, redactText } from '../../lib/config.js'
-import { KitError } from '../../lib/errors.js'
+import { resolveConfig, redactUrl, redactText } from '../../lib/core/config.js'
+import { KitError } from '../../lib/core/errors.js'
 
 function rejects(fn: () => unknown, pattern: RegExp): void {
   assert.throws(fn, (error: unknown) => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { MemoryStore } from '../../lib/core/memory.js'
-import { decodeValue, encodeValue } from '../../lib/codec.js'
+import { decodeValue, encodeValue } from '../../lib/core/codec.js'
 import { compose, OutageJournal, type KeyEffect } from '../../lib/core/journal.js'
 
 describe('MemoryStore (the memory twin)', () => {

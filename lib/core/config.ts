@@ -3,8 +3,8 @@
  * Everything wrong is reported here, at start-up, with the option's name and the fix.
  */
 import { closestName, invalidOption } from './errors.js'
-import type { JournalOptions, KitOptions, Logger, MemoryOptions } from './types.js'
-import type { RedisClient } from './core/redis-types.js'
+import type { JournalOptions, KitOptions, Logger, MemoryOptions } from '../types.js'
+import type { RedisClient } from './redis-types.js'
 
 export interface KitConfig {
   enabled: boolean

@@ -4,14 +4,14 @@
  * the `onRedisDown` policy decides, and hits counted in memory reach Redis once it is back.
  */
 import { rateLimit, type Logger as ExpressRateLimitLogger, type RateLimitRequestHandler, type ValueDeterminingMiddleware } from 'express-rate-limit'
-import type { FeatureContext } from './core/context.js'
-import { invalidOption } from './errors.js'
-import { parseRateLimitOptions, type RateLimitOptions } from './rate-limit/options.js'
-import { FailoverRateLimitStore } from './rate-limit/store.js'
-import type { Logger } from './types.js'
+import type { FeatureContext } from '../core/context.js'
+import { invalidOption } from '../core/errors.js'
+import { parseRateLimitOptions, type RateLimitOptions } from './options.js'
+import { FailoverRateLimitStore } from './store.js'
+import type { Logger } from '../types.js'
 
-export { FailoverRateLimitStore, type FailoverRateLimitStoreOptions } from './rate-limit/store.js'
-export type { RateLimitOptions, RateLimitStoreOptions, RedisDownPolicy } from './rate-limit/options.js'
+export { FailoverRateLimitStore, type FailoverRateLimitStoreOptions } from './store.js'
+export type { RateLimitOptions, RateLimitStoreOptions, RedisDownPolicy } from './options.js'
 
 /** The names of each kit's limiters, which must differ. */
 class LimiterNames {

@@ -3,9 +3,9 @@
  * explains in plain words what works and what does not. Replaces a page of troubleshooting steps.
  */
 import type { Redis } from 'ioredis'
-import { redactText, resolveConfig, type KitConfig } from './config.js'
-import { createRedisClient } from './core/redis-client.js'
-import type { KitOptions } from './types.js'
+import { redactText, resolveConfig, type KitConfig } from '../core/config.js'
+import { createRedisClient } from '../core/redis-client.js'
+import type { KitOptions } from '../types.js'
 
 export interface DoctorReport {
   ok: boolean

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** `npx express-redis-kit doctor [--url URL] [--db N] [--timeout MS] [--json]` */
-import { formatReport, runDoctor } from './doctor.js'
-import type { KitOptions } from './types.js'
+import { formatReport, runDoctor } from './index.js'
+import type { KitOptions } from '../types.js'
 
 const USAGE = `Usage: express-redis-kit doctor [--url redis://host:6379] [--db N] [--timeout ms] [--json]
 

@@ -4,12 +4,12 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import session from 'express-session'
-import type { FeatureContext } from './core/context.js'
-import { parseSessionOptions, type SessionOptions } from './session/options.js'
-import { FailoverSessionStore } from './session/store.js'
+import type { FeatureContext } from '../core/context.js'
+import { parseSessionOptions, type SessionOptions } from './options.js'
+import { FailoverSessionStore } from './store.js'
 
-export { FailoverSessionStore, type SessionCallback, type StoredSession } from './session/store.js'
-export type { SessionOptions, SessionSerializer, SessionStoreOptions } from './session/options.js'
+export { FailoverSessionStore, type SessionCallback, type StoredSession } from './store.js'
+export type { SessionOptions, SessionSerializer, SessionStoreOptions } from './options.js'
 
 /** The express-session middleware, with the store it uses (for `all()`, `ids()`, `clear()` …). */
 export type SessionMiddleware = RequestHandler & { store: FailoverSessionStore }

@@ -4,7 +4,7 @@
  * which is what liveness/readiness probes should watch.
  */
 import express, { type Request, type Response, type Router } from 'express'
-import type { ConnectionManager } from './core/manager.js'
+import type { ConnectionManager } from '../core/manager.js'
 
 export function createHealthRouter(manager: ConnectionManager): Router {
   const router = express.Router()

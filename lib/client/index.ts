@@ -5,14 +5,14 @@
  * instance last wrote. Arguments are checked before either half runs, so a value or TTL that
  * Redis would refuse, memory could not hold or JSON cannot encode fails the same way in every mode.
  */
-import { decodeValue, encodeValue } from './codec.js'
-import type { DualCall } from './core/calls.js'
-import type { FeatureContext } from './core/context.js'
-import type { JournalWrite } from './core/journal.js'
-import type { MemoryStore } from './core/memory.js'
-import type { RedisClient } from './core/redis-types.js'
-import { invalidArgument, KitError } from './errors.js'
-import type { KitValue } from './types.js'
+import { decodeValue, encodeValue } from '../core/codec.js'
+import type { DualCall } from '../core/calls.js'
+import type { FeatureContext } from '../core/context.js'
+import type { JournalWrite } from '../core/journal.js'
+import type { MemoryStore } from '../core/memory.js'
+import type { RedisClient } from '../core/redis-types.js'
+import { invalidArgument, KitError } from '../core/errors.js'
+import type { KitValue } from '../types.js'
 
 const NOT_INTEGER = 'value is not an integer or out of range'
 /** Redis' default `proto-max-bulk-len`: a larger value is refused. */

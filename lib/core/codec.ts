@@ -6,7 +6,7 @@
  * values written by other programs still read as plain strings.
  */
 import { invalidArgument } from './errors.js'
-import type { KitValue } from './types.js'
+import type { KitValue } from '../types.js'
 
 export function encodeValue(value: KitValue, method: string): string {
   if (typeof value === 'string') return parsesAsJson(value) ? JSON.stringify(value) : value
