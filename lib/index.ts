@@ -1,7 +1,6 @@
-export { createKit, Kit } from './kit.js'
-export { KeyValueClient } from './client/index.js'
-export { ConnectionManager } from './core/manager.js'
-export { MemoryStore } from './core/memory.js'
+/** The package entry: the public surface only (no connection manager, no memory twin). */
+export { createKit, type Kit } from './kit.js'
+export type { KeyValueClient } from './client/index.js'
 export { KitError, type KitErrorCode } from './core/errors.js'
 export { redactUrl } from './core/config.js'
 export type { CacheOptions, InvalidateTarget } from './cache/index.js'

@@ -1,25 +1,41 @@
 /** createKit(): one connection manager, every feature bound to it. */
 import type { RequestHandler, Router } from 'express'
-import { createCache, invalidateCache, type CacheOptions, type InvalidateTarget } from './cache/index.js'
+import { CacheRuntime, createCache, type CacheOptions, type InvalidateTarget } from './cache/index.js'
 import { KeyValueClient } from './client/index.js'
 import { resolveConfig } from './core/config.js'
 import { ConnectionManager } from './core/manager.js'
 import { createHealthRouter } from './health/index.js'
 import type { RateLimitRequestHandler } from 'express-rate-limit'
-import { createRateLimit, FailoverRateLimitStore, type FailoverRateLimitStoreOptions, type RateLimitOptions } from './rate-limit/index.js'
+import { createRateLimit, FailoverRateLimitStore, LimiterNames, type FailoverRateLimitStoreOptions, type RateLimitOptions } from './rate-limit/index.js'
 import { parseRateLimitStoreOptions } from './rate-limit/options.js'
 import { createSessionMiddleware, FailoverSessionStore, type SessionMiddleware, type SessionOptions, type SessionStoreOptions } from './session/index.js'
 import type { KitEvents, KitOptions, KitState } from './types.js'
 
+/** The kit's insides, for its own tests. Not exported from the package entry. */
+export const INTERNALS: unique symbol = Symbol('express-redis-kit internals')
+
 export class Kit {
-  /** The connection manager; exposed for advanced use and for features added later. */
-  readonly manager: ConnectionManager
   /** get / set / delete / exists / increment / expire, on Redis or (during an outage) memory. */
   readonly client: KeyValueClient
+  private readonly manager: ConnectionManager
+  /** What every cache middleware of this kit shares, created on first use. */
+  private cacheRuntime: CacheRuntime | undefined
+  /** The names of this kit's limiters, which must differ. */
+  private readonly limiterNames = new LimiterNames()
 
   constructor(options: Readonly<Partial<KitOptions>> = {}) {
     this.manager = new ConnectionManager(resolveConfig(options))
     this.client = new KeyValueClient(this.manager.context('client', ''))
+  }
+
+  /** @internal */
+  get [INTERNALS](): ConnectionManager {
+    return this.manager
+  }
+
+  private cache_(): CacheRuntime {
+    this.cacheRuntime ??= new CacheRuntime(this.manager.context('cache', 'cache:'))
+    return this.cacheRuntime
   }
 
   /** `'disabled' | 'connecting' | 'ready' | 'degraded'`. */
@@ -78,7 +94,7 @@ export class Kit {
    * counted in memory are added to Redis when it is back. Give each limiter its own `name`.
    */
   rateLimit(options?: Readonly<Partial<RateLimitOptions>>): RateLimitRequestHandler {
-    return createRateLimit(this.manager.context('rateLimit', 'rate:'), options)
+    return createRateLimit(this.manager.context('rateLimit', 'rate:'), this.limiterNames, options)
   }
 
   /**
@@ -87,7 +103,7 @@ export class Kit {
    * Redis is down. Never stores responses that set cookies or say private/no-store.
    */
   cache(options?: Readonly<Partial<CacheOptions>>): RequestHandler {
-    return createCache(this.manager.context('cache', 'cache:'), options)
+    return createCache(this.cache_(), options)
   }
 
   /**
@@ -96,7 +112,7 @@ export class Kit {
    * before the kit uses Redis again.
    */
   invalidate(target: InvalidateTarget): Promise<void> {
-    return invalidateCache(this.manager.context('cache', 'cache:'), target)
+    return this.cache_().invalidate(target)
   }
 
   /** An express Router: mount it at `/health` for `GET /health` and `GET /health/redis`. */

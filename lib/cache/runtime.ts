@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { FeatureContext } from '../core/context.js'
+import type { WarningCode } from '../core/log.js'
 import type { StoredResponse } from './entry.js'
 import { EntryCache } from './entry-cache.js'
 import { InvalidationLog, parseTarget } from './invalidate.js'
@@ -53,8 +54,8 @@ export class CacheRuntime {
   }
 
   /** Logs a problem once per code for the life of the kit, never once per request. */
-  warnOnce(code: string, message: string): void {
-    this.ctx.warnOnce(code, message)
+  warnOnce(code: WarningCode, message: string): void {
+    this.ctx.log.warnOnce(code, message)
   }
 
   async invalidate(target: unknown): Promise<void> {
@@ -64,14 +65,3 @@ export class CacheRuntime {
   }
 }
 
-const runtimes = new WeakMap<FeatureContext, CacheRuntime>()
-
-/** The one cache runtime of a kit, created on first use. */
-export function cacheRuntime(ctx: FeatureContext): CacheRuntime {
-  let runtime = runtimes.get(ctx)
-  if (!runtime) {
-    runtime = new CacheRuntime(ctx)
-    runtimes.set(ctx, runtime)
-  }
-  return runtime
-}

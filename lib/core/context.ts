@@ -3,12 +3,13 @@
  * Features run dual calls, journal their own writes, use their memory twin and log through it;
  * they never see the manager's state machine, its journal or its client settings.
  */
-import type { ConnectionManager } from './manager.js'
+import type { Backend, JournalOptions, MemoryOptions } from '../types.js'
 import type { DualCall, SteppedCall } from './calls.js'
 import type { JournalWrite } from './journal.js'
+import type { Log } from './log.js'
+import type { ConnectionManager } from './manager.js'
 import type { MemoryStore } from './memory.js'
 import type { RedisClient } from './redis-types.js'
-import type { Backend, JournalOptions, Logger, MemoryOptions } from '../types.js'
 
 /** The settings a feature may read. */
 export interface FeatureSettings {
@@ -17,19 +18,20 @@ export interface FeatureSettings {
   journal: Readonly<JournalOptions>
   /** The environment the kit reads (the `env` option, else `process.env`). */
   env: Readonly<Record<string, string | undefined>>
-  logger: Logger | undefined
 }
 
 export class FeatureContext {
   /** The full Redis key prefix of this feature: the kit's `keyPrefix`, then the namespace. */
   readonly prefix: string
   readonly settings: FeatureSettings
-  private readonly warned = new Set<string>()
+  /** The kit's log: one prefix, stable codes, once-only warnings. */
+  readonly log: Log
 
   constructor(private readonly manager: ConnectionManager, readonly feature: string, namespace: string) {
     this.prefix = manager.key(namespace, '')
-    const { commandTimeoutMs, memory, journal, env, logger } = manager.config
-    this.settings = { commandTimeoutMs, memory, journal, env, logger }
+    const { commandTimeoutMs, memory, journal, env } = manager.config
+    this.settings = { commandTimeoutMs, memory, journal, env }
+    this.log = manager.log
   }
 
   /** The full Redis key of one of this feature's keys. */
@@ -86,26 +88,15 @@ export class FeatureContext {
   }
 
   /**
-   * Runs `listener` each time the kit goes back to Redis. The outage's replay was sent before it
-   * runs, so anything the listener sends reaches Redis after every replayed write.
+   * Runs `hook` each time the kit goes back to Redis, right after the outage's last replay
+   * batches were written: anything it sends reaches Redis after every replayed write.
    */
-  onResume(listener: () => void): void {
-    this.manager.on('stateChange', (to) => { if (to === 'ready') listener() })
+  onResume(hook: () => void): void {
+    this.manager.onResume(hook)
   }
 
   /** Marks the feature as in use, for the `/health` summary. */
   register(): void {
     this.manager.registerFeature(this.feature)
-  }
-
-  warn(message: string): void {
-    this.settings.logger?.warn(`[express-redis-kit] ${message}`)
-  }
-
-  /** Logs a problem once per code for the life of the kit, never once per request. */
-  warnOnce(code: string, message: string): void {
-    if (this.warned.has(code)) return
-    this.warned.add(code)
-    this.warn(`${code}: ${message}`)
   }
 }

@@ -1,181 +1,91 @@
 /**
- * The connection manager: owns the one Redis connection, decides for every call whether Redis
- * or the memory twin answers, and brings the kit back to Redis by itself after an outage.
+ * The connection manager: owns the one Redis connection and its state, and decides for every
+ * call whether Redis or the memory twin answers.
  *
- * - ready: calls go to Redis. The watchdog bounds each one (a stall is noticed from the age of
- *   the oldest unanswered call, a slow Redis by commandTimeoutMs); a failed or unanswered call is
- *   answered from memory and the kit switches to degraded.
- * - connecting / degraded: calls never touch Redis; writes go to memory and to the journal.
- * - recovery: probes PING with capped, jittered backoff. Only a run of fast replies (and, after
- *   a flap, a longer one) starts recovery: a write check, the journal replayed batch by batch
- *   (replay.ts), and the switch to ready in the tick that sends the last batch.
+ * - ready: calls go to Redis; the watchdog bounds each (watchdog.ts); a call that fails on an
+ *   outage or gets no answer in time is answered from memory and the kit turns degraded.
+ * - connecting / degraded: calls never touch Redis; writes go to memory and to the journal;
+ *   recovery.ts probes and brings the kit back, replaying the journal exactly once (replay.ts).
  *
- * What a call that got no answer did is tracked until it is known: a late reply means it ran;
- * "not run" journals it; an unknown outcome journals it only if running it twice is harmless,
- * and is otherwise reported (`inDoubt` event, one log line per outage).
+ * What a call that got no answer did is followed until it is known (pending.ts): a late reply
+ * means it ran; "not run" journals it; an unknown outcome journals it only if running it twice is
+ * harmless, and otherwise reports it (`inDoubt` event, one count in the log line of the comeback).
  */
 import { EventEmitter } from 'node:events'
-import { redactText, type KitConfig } from './config.js'
-import { KitError } from './errors.js'
 import type { Backend, InDoubtWrite, KitEvents, KitState } from '../types.js'
 import { journalOf, type DualCall, type MemoryReason, type SteppedCall } from './calls.js'
+import { redactText, type KitConfig } from './config.js'
 import { FeatureContext } from './context.js'
 import { isIdempotent, OutageJournal, type JournalWrite } from './journal.js'
+import { Log } from './log.js'
 import { MemoryStore } from './memory.js'
-import { classify, HangError, replyCode } from './outage.js'
-import { createRedisClient, describeClient, retryDelay, riskySettings } from './redis-client.js'
+import { classify, HangError } from './outage.js'
+import { dataError, Pending, type PendingHost } from './pending.js'
+import { Recovery, type RecoveryHost } from './recovery.js'
+import { createRedisClient, describeClient, riskySettings } from './redis-client.js'
 import type { RedisClient } from './redis-types.js'
-import { Replayer } from './replay.js'
+import { Replayer, type ReplayReport } from './replay.js'
 import { Tracked, Watchdog, within, type Verdict } from './watchdog.js'
 
 /** Below this, a stall verdict trips on a healthy Redis answering a burst on a loaded machine. */
 const STALL_FLOOR_MS = 100
-/** Probes this fast in a row bring the kit back (one at the first connection). */
-const GOOD_PROBES = 3
-/** Pause between the probes of one run. */
-const STREAK_INTERVAL_MS = 30
-/** Going back to degraded within this long after recovering counts as a flap. */
-const FLAP_WINDOW_MS = 10_000
-const FIRST_HOLD_DOWN_MS = 1000
-const MAX_HOLD_DOWN_MS = 30_000
 const BAD_DATABASE = /DB index is out of range|invalid DB index/i
 
-function noop(): void {}
-
-/** A Redis reply about the data (WRONGTYPE, …) as a KitError the caller can match on. */
-function dataError(error: unknown): unknown {
-  if (replyCode(error) === 'WRONGTYPE') {
-    return new KitError('ERR_KIT_WRONG_TYPE', `express-redis-kit: the key holds a different Redis type than this call works on (${(error as Error).message.split(' script:')[0]}). Use another key, or delete the old value first.`)
-  }
-  return error
-}
-
-/** One call in flight on Redis. */
-class Pending<T, R> extends Tracked {
-  private answered = false
-  private answer: T | undefined
-  resolve: (value: T) => void = noop
-  reject: (error: unknown) => void = noop
-
-  constructor(
-    private readonly manager: ConnectionManager,
-    private readonly feature: string,
-    private readonly call: DualCall<T, R>,
-    private readonly seq: number,
-  ) {
-    super()
-  }
-
-  ok(reply: R): void {
-    const watchdog = this.manager.watchdog
-    watchdog.done(this)
-    const now = performance.now()
-    watchdog.sample(now - this.started, now)
-    if (this.answered) return // memory answered already; its effects stand
-    if (this.call.fromRedis === undefined) { this.resolve(reply as unknown as T); return }
-    try {
-      this.resolve(this.call.fromRedis(reply))
-    } catch (error) {
-      this.reject(dataError(error))
-    }
-  }
-
-  fail(error: unknown): void {
-    this.manager.watchdog.done(this)
-    const outcome = classify(error)
-    if (outcome === 'data') {
-      if (!this.answered) this.reject(dataError(error))
-      return
-    }
-    this.manager.failed(error as Error)
-    if (!this.answered) this.fromMemory(outcome)
-    this.manager.settleUnknown(this.feature, this.call, this.answer as T, this.seq, outcome)
-  }
-
-  /** The watchdog gave up waiting: memory answers now; Redis' outcome is learned later. */
-  override hang(): void {
-    if (!this.answered) this.fromMemory('in-doubt')
-  }
-
-  private fromMemory(reason: MemoryReason): void {
-    this.answered = true
-    try {
-      this.answer = this.call.memory(reason)
-      this.resolve(this.answer)
-    } catch (error) {
-      this.reject(error)
-    }
-  }
-}
-
-/** What happened during the current outage, for the line logged when it ends. */
-interface OutageReport {
-  journalFull: Set<string>
-  inDoubt: number
-}
-
-export class ConnectionManager extends EventEmitter<KitEvents> {
+export class ConnectionManager extends EventEmitter<KitEvents> implements PendingHost {
   readonly config: KitConfig
+  readonly log: Log
   readonly journal: OutageJournal
   readonly watchdog: Watchdog
   /** Which server the kit uses, without secrets, for logs and health output. */
   readonly server: string
   private readonly replayer: Replayer
+  private readonly recovery: Recovery | undefined
+  private readonly client: RedisClient | undefined
   private currentState: KitState
   private stateSince = new Date()
   private error: Error | undefined
-  private readonly client: RedisClient | undefined
-  private readonly ownsClient: boolean
   private readonly memories = new Map<string, MemoryStore>()
   private readonly contexts = new Map<string, FeatureContext>()
   private readonly features = new Set<string>()
-  private probeTimer: NodeJS.Timeout | undefined
+  private readonly resumeHooks: (() => void)[] = []
   private connectTimer: NodeJS.Timeout | undefined
-  private probeAttempt = 0
-  private probing = false
-  private pendingPing: Promise<unknown> | undefined
-  private streak = 0
-  private streakStarted = 0
-  private holdDownMs = 0
-  /** When the kit last came back from an outage (the first connection is not a comeback). */
-  private readyAt = Number.NEGATIVE_INFINITY
   private closed = false
+  private ownsClient = false
   private selectFailed: Error | undefined
-  private outage: OutageReport = { journalFull: new Set(), inDoubt: 0 }
+  /** Increments reported in doubt during the current outage, for the comeback's log line. */
+  private inDoubt = 0
   private settleFirstAttempt: () => void = () => {}
   private readonly firstAttempt: Promise<void>
 
   constructor(config: KitConfig) {
     super()
     this.config = config
-    this.journal = new OutageJournal(config.journal, (feature, key) => this.warnJournalFull(feature, key))
-    this.replayer = new Replayer({
-      keyPrefix: config.keyPrefix,
-      journal: this.journal,
-      stepTimeoutMs: Math.max(config.commandTimeoutMs, 1000),
-    })
+    this.log = new Log(config.logger, (text) => redactText(text, config))
+    this.journal = new OutageJournal(config.journal, (feature, key) => this.journalFull(feature, key))
+    this.replayer = new Replayer({ keyPrefix: config.keyPrefix, journal: this.journal, stepTimeoutMs: Math.max(config.commandTimeoutMs, 1000) })
     this.watchdog = new Watchdog(Math.min(STALL_FLOOR_MS, config.commandTimeoutMs), config.commandTimeoutMs, this.onHang)
     this.firstAttempt = new Promise((resolve) => { this.settleFirstAttempt = resolve })
     if (!config.enabled) {
       this.currentState = 'disabled'
-      this.ownsClient = false
       this.server = 'none (disabled)'
       this.settleFirstAttempt()
-      this.log('info', 'Redis is disabled (ENABLE_REDIS=false or enabled: false); every feature serves from memory')
+      this.log.info('Redis is disabled (ENABLE_REDIS=false or enabled: false); every feature serves from memory')
       return
     }
     this.currentState = 'connecting'
     this.ownsClient = config.redis === undefined
-    this.client = config.redis ?? createRedisClient(config)
-    this.server = this.ownsClient ? config.redactedUrl : describeClient(this.client)
-    if (!this.ownsClient) this.inspectUserClient(this.client)
-    this.attach(this.client)
+    const client = config.redis ?? createRedisClient(config)
+    this.client = client
+    this.server = this.ownsClient ? config.redactedUrl : describeClient(client)
+    if (!this.ownsClient) this.inspectUserClient(client)
+    this.recovery = new Recovery(this.recoveryHost(client))
+    this.attach(client)
     this.connectTimer = setTimeout(() => {
       this.degrade(new Error(`Redis was not ready within connectTimeoutMs (${config.connectTimeoutMs} ms)`))
     }, config.connectTimeoutMs)
     this.connectTimer.unref()
-    if (this.client.status === 'ready') void this.probe()
-    else if (this.client.status === 'wait' || this.client.status === 'end') this.client.connect().catch(() => {})
+    if (client.status === 'ready') this.recovery.connectionReady()
+    else if (client.status === 'wait' || client.status === 'end') client.connect().catch(() => {})
   }
 
   get state(): KitState {
@@ -250,9 +160,14 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   }
 
   /**
-   * Runs a call on Redis when it is ready, else on memory. Not `async`: the hot path costs one
-   * promise and one tracking record.
+   * Runs `hook` each time the kit switches back to Redis, right after the outage's last replay
+   * batches were written: anything it sends reaches Redis after every replayed write.
    */
+  onResume(hook: () => void): void {
+    this.resumeHooks.push(hook)
+  }
+
+  /** Runs a call on Redis when it is ready, else on memory. Not `async`: one promise on the hot path. */
   run<T, R = T>(feature: string, call: DualCall<T, R>): Promise<T> {
     const client = this.client
     if (this.currentState !== 'ready' || client === undefined) {
@@ -276,8 +191,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   }
 
   /**
-   * A call of several round trips: each is bounded by commandTimeoutMs; on an outage the memory
-   * half answers (never journaled: such calls are reads or idempotent clears handled by the feature).
+   * A call of several round trips (SCAN loops): each is bounded by commandTimeoutMs; on an
+   * outage the memory half answers and journals what it must itself.
    */
   async runStepped<T>(call: SteppedCall<T>): Promise<T> {
     const client = this.client
@@ -308,10 +223,6 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     return answer
   }
 
-  /**
-   * The Redis half of a call failed on an outage, or got no answer: the write is journaled if
-   * Redis did not run it, and, when that cannot be known, only if running it twice is harmless.
-   */
   settleUnknown<T, R>(feature: string, call: DualCall<T, R>, answer: T, seq: number, outcome: 'not-run' | 'in-doubt'): void {
     if (call.journal === undefined || this.currentState === 'disabled' || this.closed) return
     const write = journalOf(call, answer)
@@ -320,14 +231,13 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
       this.journal.recordEarlier(feature, write, seq)
       return
     }
-    this.outage.inDoubt += 1
-    const doubt: InDoubtWrite = write.op === 'incrby'
-      ? { feature, op: 'incrby', key: write.key, amount: write.delta }
-      : { feature, op: 'hits', key: (write as { key: string }).key, amount: (write as { delta: number }).delta }
+    if (write.op !== 'incrby' && write.op !== 'hits') return
+    this.inDoubt += 1
+    const doubt: InDoubtWrite = { feature, op: write.op, key: write.key, amount: write.delta }
     this.emit('inDoubt', doubt)
   }
 
-  /** A Redis call failed with an outage error. */
+  /** A Redis call failed because Redis is unavailable. */
   failed(error: Error): void {
     this.degrade(error)
   }
@@ -339,7 +249,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
       : `a call waited ${ms} ms, the command timeout (commandTimeoutMs)`))
   }
 
-  /** A live PING with its own timeout, for `/health/redis`. Resolves with the latency in ms. */
+  /** The kit's verdict first, then a live PING with its own timeout, for `/health/redis`. Resolves the latency in ms. */
   async ping(timeoutMs = this.config.healthTimeoutMs): Promise<number> {
     const client = this.client
     if (!client || this.closed) throw new Error('Redis is not configured')
@@ -357,7 +267,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    clearTimeout(this.probeTimer)
+    this.recovery?.close()
     clearTimeout(this.connectTimer)
     this.watchdog.clear()
     this.replayer.clear()
@@ -375,6 +285,23 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
       await within(client.quit(), this.config.commandTimeoutMs, 'QUIT').catch(() => client.disconnect())
     } else {
       client.disconnect()
+    }
+  }
+
+  private recoveryHost(client: RedisClient): RecoveryHost {
+    return {
+      client,
+      ownsClient: this.ownsClient,
+      watchdog: this.watchdog,
+      replayer: this.replayer,
+      commandTimeoutMs: this.config.commandTimeoutMs,
+      maxRetryDelayMs: this.config.maxRetryDelayMs,
+      wantsRedis: () => !this.closed && (this.currentState === 'connecting' || this.currentState === 'degraded'),
+      initial: () => this.currentState === 'connecting',
+      blocked: () => this.selectFailed,
+      noteError: (error) => { this.error = this.redact(error) },
+      resumed: (awaited, sent, lastBatches) => this.resumed(awaited, sent, lastBatches),
+      track: (copy) => this.trackBatch(copy),
     }
   }
 
@@ -402,118 +329,43 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
 
   private readonly onClose = (): void => {
     if (this.closed) return
-    this.pendingPing = undefined
+    this.recovery?.connectionClosed()
     this.degrade(this.error ?? new Error('Redis connection closed'))
   }
 
   private readonly onReady = (): void => {
-    void this.probe()
+    this.recovery?.connectionReady()
   }
 
   private degrade(error: Error): void {
     if (this.closed) return
     this.error = this.redact(error)
-    this.streak = 0
-    if (this.currentState === 'ready' || this.currentState === 'connecting') {
-      const now = performance.now()
-      if (this.currentState === 'ready') {
-        // Back to degraded soon after recovering: ask for a longer run of good probes next time.
-        this.holdDownMs = now - this.readyAt < FLAP_WINDOW_MS
-          ? Math.min(MAX_HOLD_DOWN_MS, this.holdDownMs === 0 ? FIRST_HOLD_DOWN_MS : this.holdDownMs * 2) : 0
-      }
-      this.outage = { journalFull: new Set(), inDoubt: 0 }
+    const from = this.currentState
+    if (from === 'ready' || from === 'connecting') {
+      this.inDoubt = 0
       this.setState('degraded', this.error)
     }
-    this.scheduleProbe(retryDelay(this.probeAttempt++, this.config.maxRetryDelayMs))
+    if (from === 'ready' || from === 'connecting') this.recovery?.lost(from === 'ready')
+    else this.recovery?.retryLater()
   }
 
-  private scheduleProbe(delayMs: number): void {
-    if (this.closed || this.probing || this.probeTimer !== undefined || this.currentState === 'ready') return
-    this.probeTimer = setTimeout(() => {
-      this.probeTimer = undefined
-      void this.probe()
-    }, delayMs)
-    this.probeTimer.unref()
-  }
-
-  /** One PING; a run of fast ones starts recovery. Never more than one PING in flight. */
-  private async probe(): Promise<void> {
-    const client = this.client
-    if (this.closed || this.probing || !client || this.currentState === 'ready') return
-    clearTimeout(this.probeTimer)
-    this.probeTimer = undefined
-    if (client.status !== 'ready') {
-      if (client.status === 'end' && !this.ownsClient) client.connect().catch(() => {})
-      return // the client's 'ready' event probes again
-    }
-    this.probing = true
-    let next: number
-    try {
-      next = await this.probeOnce(client)
-    } catch (error) {
-      this.error = this.redact(error)
-      this.streak = 0
-      next = retryDelay(this.probeAttempt++, this.config.maxRetryDelayMs)
-    } finally {
-      this.probing = false
-    }
-    if (this.state !== 'ready') this.scheduleProbe(next)
-  }
-
-  /** Returns the delay before the next probe; throws when the probe or the recovery failed. */
-  private async probeOnce(client: RedisClient): Promise<number> {
-    const started = performance.now()
-    this.pendingPing ??= client.ping().finally(() => { this.pendingPing = undefined })
-    await within(this.pendingPing, this.config.commandTimeoutMs, 'PING')
-    const now = performance.now()
-    const latency = now - started
-    this.watchdog.sample(latency, now)
-    if (this.selectFailed) throw this.selectFailed
-    if (this.closed) return 0
-    if (latency > this.config.commandTimeoutMs / 2) {
-      // Answering, but slowly: coming back now would only time out again.
-      this.streak = 0
-      return retryDelay(this.probeAttempt++, this.config.maxRetryDelayMs)
-    }
-    if (this.streak === 0) this.streakStarted = now
-    this.streak += 1
-    const needed = this.currentState === 'connecting' ? 1 : GOOD_PROBES
-    if (this.streak < needed || now - this.streakStarted < this.holdDownMs) return STREAK_INTERVAL_MS
-    await this.recover(client)
-    return 0
-  }
-
-  /** Write check, awaited replay, then the last batch and the switch to ready in one tick. */
-  private async recover(client: RedisClient): Promise<void> {
-    try {
-      await this.replayer.checkWrites(client)
-      await this.replayer.drain(client)
-    } catch (error) {
-      this.streak = 0
-      throw error
-    }
-    if (this.closed || client.status !== 'ready') return
-    const awaited = this.replayer.takeReport()
-    const copies: Promise<unknown>[] = []
-    const sent = this.replayer.sendRest(client, (copy) => { copies.push(copy); this.trackInternal(copy) })
+  /** The comeback: the last replay batches are on the wire; switch now, in this tick. */
+  private resumed(awaited: ReplayReport, sent: number, lastBatches: Promise<unknown>[]): void {
     this.error = undefined
-    this.probeAttempt = 0
-    this.streak = 0
-    if (this.currentState === 'degraded') this.readyAt = performance.now()
     this.setState('ready', undefined, awaited.applied + sent)
     // Rejections of the last batches are known only once they are answered: one line for all.
-    void Promise.allSettled(copies).then(() => {
+    void Promise.allSettled(lastBatches).then(() => {
       const late = this.replayer.takeReport()
       const failed = awaited.failed + late.failed
       if (failed === 0) return
-      this.log('warn', `ERR_KIT_REPLAY_REJECTED: Redis rejected ${failed} of the ${awaited.applied + sent} write(s) replayed after the outage `
-        + `(first: ${redactText(awaited.firstError ?? late.firstError ?? '', this.config)}); those writes are lost. `
+      this.log.warn('ERR_KIT_REPLAY_REJECTED', `Redis rejected ${failed} of the ${awaited.applied + sent} write(s) replayed after the outage `
+        + `(first: ${awaited.firstError ?? late.firstError ?? ''}); those writes are lost. `
         + 'Another program changed those keys meanwhile (e.g. to another type).')
     })
   }
 
   /** Watches a replay batch sent with the switch to ready like any call: a hang degrades the kit. */
-  private trackInternal(copy: Promise<unknown>): void {
+  private trackBatch(copy: Promise<unknown>): void {
     const tracked = new Tracked()
     this.watchdog.track(tracked)
     copy.then(() => {
@@ -523,7 +375,6 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     }, (error: unknown) => {
       this.watchdog.done(tracked)
       if (classify(error) !== 'data') this.failed(error as Error)
-      else this.log('warn', `a replayed batch was rejected: ${this.redact(error).message}`)
     })
   }
 
@@ -534,9 +385,11 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     this.stateSince = new Date()
     clearTimeout(this.connectTimer)
     if (to === 'ready') {
-      this.log('info', `Redis ${from === 'degraded' ? 'is back' : 'connected'} at ${this.server}; features use Redis${this.describeOutage(replayed)}`)
+      this.log.info(`Redis ${from === 'degraded' ? 'is back' : 'connected'} at ${this.server}; features use Redis${this.describeOutage(replayed)}`)
+      for (const hook of this.resumeHooks) hook()
     } else if (to === 'degraded') {
-      this.log('warn', `Redis unavailable at ${this.server} (${error?.message ?? 'unknown error'}); serving from memory until it answers again`)
+      this.log.notice(`Redis unavailable at ${this.server} (${error?.message ?? 'unknown error'}); serving from memory until it answers again`)
+      this.log.forget('outage')
     }
     this.settleFirstAttempt()
     this.emit('stateChange', to, from)
@@ -544,34 +397,30 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     if (to === 'ready' && from === 'degraded') this.emit('recovered')
   }
 
-  /** The outage's replay in a few words, or '' when there was nothing to tell. */
+  /** What the outage left behind, in a few words, or '' when there is nothing to tell. */
   private describeOutage(replayed: number): string {
     const parts: string[] = []
     if (replayed > 0) parts.push(`replayed ${replayed} write(s) made during the outage`)
-    if (this.outage.inDoubt > 0) {
-      parts.push(`${this.outage.inDoubt} increment(s) were in flight when the connection failed, so Redis may or may not have applied them (see the inDoubt event)`)
+    if (this.inDoubt > 0) {
+      parts.push(`${this.inDoubt} increment(s) were in flight when the connection failed, so Redis may or may not have applied them (see the inDoubt event)`)
     }
-    if (this.outage.journalFull.size > 0) parts.push(`the journal was full for ${[...this.outage.journalFull].join(', ')}`)
-    this.outage = { journalFull: new Set(), inDoubt: 0 }
+    this.inDoubt = 0
     return parts.length === 0 ? '' : `; ${parts.join('; ')}`
   }
 
   private inspectUserClient(client: RedisClient): void {
     const { risks } = riskySettings(client)
-    if (risks.length > 0) {
-      this.log('warn', `ERR_KIT_CLIENT_SETTINGS: the ioredis client passed as \`redis\` has ${risks.join('; ')}. `
-        + `The kit bounds every call by commandTimeoutMs itself, but for fail-fast behaviour create it with `
-        + `{ enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }.`)
-    }
+    if (risks.length === 0) return
+    this.log.warn('ERR_KIT_CLIENT_SETTINGS', `the ioredis client passed as \`redis\` has ${risks.join('; ')}. `
+      + 'The kit bounds every call by commandTimeoutMs itself, but for fail-fast behaviour create it with '
+      + '{ enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }.')
   }
 
-  private warnJournalFull(feature: string, key: string): void {
-    if (this.outage.journalFull.has(feature)) return
-    this.outage.journalFull.add(feature)
+  private journalFull(feature: string, key: string): void {
     const { maxEntries, maxBytes } = this.config.journal
-    this.log('warn', `ERR_KIT_JOURNAL_FULL: the outage journal of ${feature} is full (journal.maxEntries ${maxEntries}, `
-      + `journal.maxBytes ${maxBytes}); further writes (first: ${redactText(key, this.config)}) are kept in memory only and will not reach Redis. `
-      + 'Raise the journal limits if outages last this long. Logged once per outage.')
+    this.log.warnOnce('ERR_KIT_JOURNAL_FULL', `the outage journal of ${feature} is full (journal.maxEntries ${maxEntries}, `
+      + `journal.maxBytes ${maxBytes}); further writes (first: ${key}) are kept in memory only and will not reach Redis. `
+      + 'Raise the journal limits if outages last this long. Logged once per outage.', `${feature}\0outage`)
   }
 
   private redact(error: unknown): Error {
@@ -582,9 +431,4 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     copy.name = source.name
     return copy
   }
-
-  private log(level: 'info' | 'warn', message: string): void {
-    this.config.logger?.[level](`[express-redis-kit] ${message}`)
-  }
 }
-

@@ -5,16 +5,16 @@
  */
 import { rateLimit, type Logger as ExpressRateLimitLogger, type RateLimitRequestHandler, type ValueDeterminingMiddleware } from 'express-rate-limit'
 import type { FeatureContext } from '../core/context.js'
+import type { Log } from '../core/log.js'
 import { invalidOption } from '../core/errors.js'
 import { parseRateLimitOptions, type RateLimitOptions } from './options.js'
 import { FailoverRateLimitStore } from './store.js'
-import type { Logger } from '../types.js'
 
 export { FailoverRateLimitStore, type FailoverRateLimitStoreOptions } from './store.js'
 export type { RateLimitOptions, RateLimitStoreOptions, RedisDownPolicy } from './options.js'
 
-/** The names of each kit's limiters, which must differ. */
-class LimiterNames {
+/** The names of one kit's limiters, which must differ (the kit owns one). */
+export class LimiterNames {
   private readonly names = new Set<string>()
 
   check(name: string, given: boolean): void {
@@ -31,24 +31,15 @@ class LimiterNames {
   }
 }
 
-const namesOf = new WeakMap<FeatureContext, LimiterNames>()
 
-function limiterNames(ctx: FeatureContext): LimiterNames {
-  let found = namesOf.get(ctx)
-  if (!found) {
-    found = new LimiterNames()
-    namesOf.set(ctx, found)
-  }
-  return found
-}
-
-/** express-rate-limit's warnings (ERR_ERL_…) go to the kit's logger, one line each. */
-function toKitLogger(logger: Logger): ExpressRateLimitLogger {
+/** express-rate-limit's warnings (ERR_ERL_…) go to the kit's logger, one line each, with its own prefix. */
+function toKitLogger(log: Log): ExpressRateLimitLogger {
+  const out = log.library('express-rate-limit')
   const line = (error: unknown, message?: string): string =>
-    `[express-rate-limit] ${message ? `${message} ` : ''}${error instanceof Error ? error.message : String(error)}`
+    `${message ? `${message} ` : ''}${error instanceof Error ? error.message : String(error)}`
   return {
-    error: (error, message) => logger.error(line(error, message)),
-    warn: (error, message) => logger.warn(line(error, message)),
+    error: (error, message) => out.error(line(error, message)),
+    warn: (error, message) => out.warn(line(error, message)),
   }
 }
 
@@ -71,7 +62,7 @@ function splitDuringOutage(
  * Builds a limiter bound to `manager`. Options are express-rate-limit's, plus `name`,
  * `onRedisDown` and `instances`; everything wrong throws here, at start-up.
  */
-export function createRateLimit(ctx: FeatureContext, options: Readonly<Partial<RateLimitOptions>> = {}): RateLimitRequestHandler {
+export function createRateLimit(ctx: FeatureContext, names: LimiterNames, options: Readonly<Partial<RateLimitOptions>> = {}): RateLimitRequestHandler {
   const config = parseRateLimitOptions(options)
   if (ctx.client?.isCluster) {
     // rate-limit-redis would load its scripts on a random node; NOSCRIPT elsewhere would be a 500.
@@ -79,13 +70,11 @@ export function createRateLimit(ctx: FeatureContext, options: Readonly<Partial<R
       'Give the kit a single Redis (or Sentinel) connection, or use express-rate-limit with a store of your own.')
   }
   const { name, onRedisDown, instances } = config.store
-  const names = limiterNames(ctx)
   names.check(name, options.name !== undefined)
 
   const store = new FailoverRateLimitStore(ctx, { name, onRedisDown })
-  const logger = ctx.settings.logger
   const middleware = rateLimit({
-    ...(logger ? { logger: toKitLogger(logger) } : {}),
+    ...(ctx.log.enabled ? { logger: toKitLogger(ctx.log) } : {}),
     ...config.express,
     ...(instances > 1 ? { limit: splitDuringOutage(ctx, config.limit, instances) } : {}),
     store,

@@ -36,7 +36,6 @@ export class FailoverRateLimitStore implements Store {
   private redisStore: RedisStore | undefined
   /** rate-limit-redis stores whose increment script failed to load (they never send EVALSHA). */
   private readonly unloaded = new WeakSet<RedisStore>()
-  private warnedLoad = false
 
   constructor(ctx: FeatureContext, options: Readonly<FailoverRateLimitStoreOptions>) {
     this.ctx = ctx
@@ -173,9 +172,8 @@ export class FailoverRateLimitStore implements Store {
 
   private warnLoadFailure(error: unknown): void {
     // An outage is the manager's business (the next call degrades and the next connection retries).
-    if (isOutage(error) || this.warnedLoad) return
-    this.warnedLoad = true
+    if (isOutage(error)) return
     const message = error instanceof Error ? error.message : String(error)
-    this.ctx.warn(`rate limiter ${this.prefix}: rate-limit-redis could not load its scripts (${message}); requests will fail until this is fixed`)
+    this.ctx.log.warnOnce('ERR_KIT_RATE_LIMIT_SCRIPT', `rate limiter ${this.prefix}: rate-limit-redis could not load its scripts (${message}); requests will fail until this is fixed`)
   }
 }

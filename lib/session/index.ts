@@ -18,10 +18,9 @@ const SHORT_SECRET = 32
 
 export function createSessionMiddleware(ctx: FeatureContext, options?: Readonly<Partial<SessionOptions>>): SessionMiddleware {
   const config = parseSessionOptions(options, ctx.settings.env)
-  const logger = ctx.settings.logger
   const secrets = Array.isArray(config.express.secret) ? config.express.secret : [config.express.secret]
   if (secrets.some((secret) => secret.length < SHORT_SECRET)) {
-    logger?.warn(`[express-redis-kit] ERR_KIT_SESSION_SECRET_SHORT: a session secret is shorter than ${SHORT_SECRET} characters; `
+    ctx.log.warn('ERR_KIT_SESSION_SECRET_SHORT', `a session secret is shorter than ${SHORT_SECRET} characters; `
       + 'use a long random string so session cookies cannot be forged.')
   }
   const store = new FailoverSessionStore(ctx, config.store)
@@ -36,7 +35,7 @@ export function createSessionMiddleware(ctx: FeatureContext, options?: Readonly<
     if (!checked) {
       checked = true
       if (!req.secure) {
-        logger?.warn('[express-redis-kit] ERR_KIT_SESSION_INSECURE: a request reached kit.session() over plain HTTP in production, '
+        ctx.log.warn('ERR_KIT_SESSION_INSECURE', 'a request reached kit.session() over plain HTTP in production, '
           + 'so the session cookie is sent without Secure. Behind a TLS proxy, call app.set(\'trust proxy\', 1). Logged once.')
       }
     }

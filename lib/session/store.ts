@@ -309,7 +309,7 @@ export class FailoverSessionStore extends session.Store {
     try {
       found.push({ ...this.parse(raw), id: key.slice(this.prefix.length) })
     } catch (error) {
-      this.ctx.warnOnce('ERR_KIT_SESSION_DATA', `could not parse a stored session (${(error as Error).message}); it is skipped`)
+      this.ctx.log.warnOnce('ERR_KIT_SESSION_DATA', `could not parse a stored session (${(error as Error).message}); it is skipped`)
     }
   }
 
@@ -337,7 +337,7 @@ export class FailoverSessionStore extends session.Store {
    */
   private answer<T>(kind: 'read' | 'write', fallback: T, callback: SessionCallback<T> | undefined, work: () => Promise<T>): Promise<T> {
     const recover = (error: unknown): T => {
-      this.ctx.warnOnce(`ERR_KIT_SESSION_${kind === 'read' ? 'READ' : 'WRITE'}`, `a session ${kind} failed `
+      this.ctx.log.warnOnce(`ERR_KIT_SESSION_${kind === 'read' ? 'READ' : 'WRITE'}`, `a session ${kind} failed `
         + `(${error instanceof Error ? error.message : String(error)}); answered as no session. Logged once.`)
       return fallback
     }

@@ -1,5 +1,12 @@
 /** Builders shared by the tests: silent kits with a log recorder, and small waits on events. */
 import { createKit, type Kit, type KitOptions, type KitState, type Logger } from '../../lib/index.js'
+import type { ConnectionManager } from '../../lib/core/manager.js'
+import { INTERNALS } from '../../lib/kit.js'
+
+/** The kit's connection manager, which the package entry does not expose: for assertions on its insides. */
+export function internals(kit: Kit): ConnectionManager {
+  return kit[INTERNALS]
+}
 
 export interface RecordingLogger extends Logger {
   lines: string[]
@@ -39,7 +46,7 @@ export async function waitForState(kit: Kit, state: KitState, ms = 10_000): Prom
  * doubt): after a fault that can strike again during the recovery, 'ready' alone is not the end.
  */
 export async function waitForReplay(kit: Kit, ms = 15_000): Promise<void> {
-  await eventually(() => kit.state === 'ready' && kit.manager.pending === 0, ms, 'ready with nothing left to replay')
+  await eventually(() => kit.state === 'ready' && internals(kit).pending === 0, ms, 'ready with nothing left to replay')
   await kit.client.exists('test:replay-barrier')
 }
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { Redis } from 'ioredis'
 import { KitError, type Kit, type KitValue } from '../../lib/index.js'
-import { testKit } from '../helpers/kit.js'
+import { internals, testKit } from '../helpers/kit.js'
 import { freePort, RedisServer } from '../helpers/redis-server.js'
 
 function circular(): KitValue {
@@ -60,7 +60,7 @@ for (const mode of ['ready', 'degraded', 'disabled'] as const) {
           return true
         })
         assert.equal(await kit.client.exists('k'), false)
-        assert.equal(kit.manager.pending, 0, 'nothing journaled')
+        assert.equal(internals(kit).pending, 0, 'nothing journaled')
       })
     }
   })

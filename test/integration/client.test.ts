@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { Redis } from 'ioredis'
 import type { Kit } from '../../lib/index.js'
-import { testKit } from '../helpers/kit.js'
+import { internals, testKit } from '../helpers/kit.js'
 import { RedisServer } from '../helpers/redis-server.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -92,7 +92,7 @@ for (const mode of ['redis', 'memory'] as const) {
         direct.disconnect()
         assert.ok(ttl > 3_590_000 && ttl <= 3_600_000, `pttl ${ttl}`)
       } else {
-        const ttl = kit.manager.memory('client').remainingTtl('hour') ?? 0
+        const ttl = internals(kit).memory('client').remainingTtl('hour') ?? 0
         assert.ok(ttl > 3_590_000 && ttl <= 3_600_000, `ttl ${ttl}`)
       }
     })

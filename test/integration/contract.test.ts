@@ -16,8 +16,10 @@ type ClientOp =
   | ['expire', string, number]
 
 const key = fc.constantFrom('a', 'b', 'n', 'x:y')
+// Integers stay well inside ±2^53: ioredis parses the integer reply 9007199254740991 (2^53-1) as
+// 9007199254740992, so at the very edge the halves differ (README: Key-value client).
 const value: fc.Arbitrary<KitValue> = fc.oneof(
-  fc.integer({ min: -1e6, max: 1e6 }), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.string({ maxLength: 8 }),
+  fc.integer({ min: -1e6, max: 1e6 }), fc.integer({ min: -(2 ** 52), max: 2 ** 52 }), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.string({ maxLength: 8 }),
   fc.constantFrom('42', 'true', '{}', '"q"', ' 7', '-0', ''), fc.boolean(), fc.constant(null),
   fc.array(fc.integer(), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 3 }), fc.integer(), { maxKeys: 2 }),
 )

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict'
 import { Redis } from 'ioredis'
 import type { Kit } from '../../lib/index.js'
-import { testKit, waitForReplay, waitForState, type RecordingLogger } from '../helpers/kit.js'
+import { internals, testKit, waitForReplay, waitForState, type RecordingLogger } from '../helpers/kit.js'
 import { RedisServer } from '../helpers/redis-server.js'
 import { Workload } from '../helpers/workload.js'
 
@@ -57,7 +57,7 @@ describe('exactly once: the journal and every call under faults, with concurrent
       await waitForReplay(kit, 20_000)
     } catch (error) {
       await load.stop()
-      throw new Error(`${(error as Error).message}; pending ${kit.manager.pending}; error ${kit.manager.lastError?.message}\n${kit.logger.lines.join('\n')}`)
+      throw new Error(`${(error as Error).message}; pending ${internals(kit).pending}; error ${internals(kit).lastError?.message}\n${kit.logger.lines.join('\n')}`)
     }
     await sleep(300)
     const result = await load.stop()

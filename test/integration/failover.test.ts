@@ -8,7 +8,7 @@ import express from 'express'
 import { Redis } from 'ioredis'
 import request from 'supertest'
 import type { Kit } from '../../lib/index.js'
-import { eventually, testKit, timed, waitForState, type RecordingLogger } from '../helpers/kit.js'
+import { internals, eventually, testKit, timed, waitForState, type RecordingLogger } from '../helpers/kit.js'
 import { freePort, RedisServer } from '../helpers/redis-server.js'
 
 const TIMEOUT = 300
@@ -140,12 +140,12 @@ describe('failover: Redis killed, hung, restarted', function () {
       kit.on('stateChange', (to) => changes.push(to))
       await new Promise((resolve) => setTimeout(resolve, 1500))
       assert.deepEqual(changes, [], 'stays degraded while Redis refuses writes')
-      assert.equal(kit.manager.pending, 2, 'the refused writes are kept for later')
+      assert.equal(internals(kit).pending, 2, 'the refused writes are kept for later')
       await redis.config('SET', 'maxmemory', '0')
       await waitForState(kit, 'ready')
       assert.ok((await redis.pttl('refused')) > 3_500_000, 'written back with its TTL')
       assert.equal(await redis.get('refused:count'), '5')
-      assert.equal(kit.manager.pending, 0)
+      assert.equal(internals(kit).pending, 0)
     } finally {
       redis.disconnect()
     }
@@ -164,7 +164,7 @@ describe('failover: Redis killed, hung, restarted', function () {
     await kit.client.expire('session-like', 30)
     await kit.client.set('expires-during-outage', 'x', 0.05)
     await new Promise((r) => setTimeout(r, 100))
-    assert.equal(kit.manager.pending, 5)
+    assert.equal(internals(kit).pending, 5)
     const ready = waitForState(kit, 'ready')
     await server.start()
     await ready
@@ -177,7 +177,7 @@ describe('failover: Redis killed, hung, restarted', function () {
     const sessionTtl = await check.pttl('session-like')
     assert.ok(sessionTtl > 20_000 && sessionTtl <= 30_000, `expire replayed (${sessionTtl})`)
     assert.equal(await check.exists('expires-during-outage'), 0, 'an entry that expired during the outage is not resurrected')
-    assert.equal(kit.manager.pending, 0)
+    assert.equal(internals(kit).pending, 0)
     check.disconnect()
   })
 
@@ -264,7 +264,7 @@ describe('failover: Redis never reachable at start', () => {
       const { ms } = await timed(() => kit.ready())
       assert.equal(kit.state, 'degraded')
       assert.ok(ms < 500 + SLACK, `settled in ${ms.toFixed(0)} ms`)
-      assert.match(kit.manager.lastError?.message ?? '', /connectTimeoutMs|timed out|ETIMEDOUT/)
+      assert.match(internals(kit).lastError?.message ?? '', /connectTimeoutMs|timed out|ETIMEDOUT/)
       const call = await timed(() => kit.client.get('x'))
       assert.ok(call.ms < TIMEOUT, `a call while Redis is unreachable took ${call.ms.toFixed(0)} ms`)
     } finally {
@@ -284,7 +284,7 @@ describe('failover: a full outage journal', () => {
       await waitForState(kit, 'degraded')
       for (let i = 0; i < 10; i++) assert.equal(await kit.client.set(`j${i}`, i), true)
       assert.equal(await kit.client.get('j9'), 9, 'writes past the bound still answer from memory')
-      assert.equal(kit.manager.pending, 3)
+      assert.equal(internals(kit).pending, 3)
       assert.equal(kit.logger.lines.filter((l) => l.includes('ERR_KIT_JOURNAL_FULL')).length, 1)
       await server.start()
       await waitForState(kit, 'ready')
@@ -312,7 +312,7 @@ describe('failover: ENABLE_REDIS=false', () => {
       assert.ok(!clients.includes('express-redis-kit'), 'no connection from the kit')
       assert.equal(await redis.get('k'), null)
       redis.disconnect()
-      assert.equal(kit.manager.pending, 0, 'nothing is journaled when Redis is off by choice')
+      assert.equal(internals(kit).pending, 0, 'nothing is journaled when Redis is off by choice')
     } finally {
       await kit.close()
       await server.stop()
@@ -329,7 +329,7 @@ describe('failover: wrong password', () => {
     try {
       await kit.ready()
       assert.equal(kit.state, 'degraded')
-      const message = kit.manager.lastError?.message ?? ''
+      const message = internals(kit).lastError?.message ?? ''
       assert.match(message, /WRONGPASS|NOAUTH|auth/i)
       assert.equal(await kit.client.increment('n'), 1, 'still serves from memory')
       const everything = [message, ...events, ...kit.logger.lines].join('\n')
@@ -362,7 +362,7 @@ describe('failover: REDIS_DB', () => {
     try {
       await kit.ready()
       assert.equal(kit.state, 'degraded')
-      assert.match(kit.manager.lastError?.message ?? '', /cannot select database 99/)
+      assert.match(internals(kit).lastError?.message ?? '', /cannot select database 99/)
       const health = await request(healthApp(kit)).get('/health/redis').expect(503)
       assert.match(health.body.error, /cannot select database 99/, '/health/redis says the kit cannot use Redis, though PING works')
       await kit.client.set('where', 'memory')

@@ -9,7 +9,7 @@ import express from 'express'
 import { Redis } from 'ioredis'
 import request from 'supertest'
 import type { Kit, KitState } from '../../lib/index.js'
-import { eventually, testKit, waitForReplay, waitForState, type RecordingLogger } from '../helpers/kit.js'
+import { internals, eventually, testKit, waitForReplay, waitForState, type RecordingLogger } from '../helpers/kit.js'
 import { LatencyProxy } from '../helpers/latency-proxy.js'
 import { RedisServer } from '../helpers/redis-server.js'
 import { login, sessionApp } from '../helpers/session-app.js'
@@ -25,7 +25,7 @@ type Eval = (...args: unknown[]) => Promise<unknown>
  * marker). The batch itself still goes to the real Redis.
  */
 function beforeNextBatch(kit: Kit, before: () => void): void {
-  const client = kit.manager.redis as unknown as { eval: Eval }
+  const client = internals(kit).redis as unknown as { eval: Eval }
   const original = client.eval
   client.eval = function patched(this: unknown, ...args: unknown[]) {
     if (Number(args[1]) > 1) {

@@ -11,7 +11,7 @@ import express from 'express'
 import request from 'supertest'
 import { ALL_BYTES, createCacheApp, PNG } from '../helpers/cache-app.js'
 import { listen, rawRequest, type Listening } from '../helpers/cache-http.js'
-import { eventually, testKit } from '../helpers/kit.js'
+import { internals, eventually, testKit } from '../helpers/kit.js'
 import type { CacheOptions, Kit } from '../../lib/index.js'
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -52,7 +52,7 @@ describe('kit.cache() in memory mode (enabled: false)', function () {
     const head = await rawRequest(port, '/png', { method: 'HEAD' })
     assert.deepEqual([head.headers['x-cache'], head.body.length, head.headers['content-length']], ['HIT', 0, String(PNG.length)])
     assert.deepEqual([calls('png'), calls('bytes')], [1, 1])
-    const memory = kit.manager.memory('cache')
+    const memory = internals(kit).memory('cache')
     assert.ok(memory.bytes > PNG.length + ALL_BYTES.length, `memory twin accounts for the bodies (${memory.bytes} bytes)`)
   })
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import request from 'supertest'
 import { FailoverSessionStore, KitError, type Kit } from '../../lib/index.js'
-import { testKit, type RecordingLogger } from '../helpers/kit.js'
+import { internals, testKit, type RecordingLogger } from '../helpers/kit.js'
 import { freePort } from '../helpers/redis-server.js'
 import { sessionApp, sessionCookie, TEST_SECRET } from '../helpers/session-app.js'
 
@@ -172,7 +172,7 @@ describe('kit.session(): options and secure defaults', () => {
     const login = await request(target.app).post('/login?user=alice').expect(200)
     const sid = login.body.sid as string
     const stored = await target.middleware.store.get(sid)
-    const entries = kit.manager.journal.take(1000, Infinity)?.effects ?? []
+    const entries = internals(kit).journal.take(1000, Infinity)?.effects ?? []
     const entry = entries.find((e) => e.kind === 'key' && e.key === `session:${sid}`)
     assert.ok(entry && entry.kind === 'key' && entry.base?.op === 'set', 'the login is journaled as a SET')
     assert.equal(entry.base.value, JSON.stringify(stored))
@@ -182,7 +182,7 @@ describe('kit.session(): options and secure defaults', () => {
 
     const cookie = sessionCookie(login.headers['set-cookie'])
     await request(target.app).post('/logout').set('Cookie', cookie).expect(200)
-    const after = kit.manager.journal.take(1000, Infinity)?.effects.find((e) => e.kind === 'key' && e.key === `session:${sid}`)
+    const after = internals(kit).journal.take(1000, Infinity)?.effects.find((e) => e.kind === 'key' && e.key === `session:${sid}`)
     assert.ok(after && after.kind === 'key')
     assert.deepEqual(after.base, { op: 'del' })
   })
