@@ -2,7 +2,8 @@
  * Explicit options and the environment, parsed once into a fully-required config.
  * Everything wrong is reported here, at start-up, with the option's name and the fix.
  */
-import { closestName, invalidOption } from './errors.js'
+import { invalidOption } from './errors.js'
+import { Options } from './options.js'
 import type { JournalOptions, KitOptions, Logger, MemoryOptions } from '../types.js'
 import type { RedisClient } from './redis-types.js'
 
@@ -34,14 +35,7 @@ const KNOWN_OPTIONS: readonly (keyof KitOptions)[] = [
   'healthTimeoutMs', 'maxRetryDelayMs', 'memory', 'journal', 'logger', 'redis', 'env',
 ]
 
-function rejectUnknown(options: object, known: readonly string[], where: string): void {
-  for (const name of Object.keys(options)) {
-    if (known.includes(name)) continue
-    const guess = closestName(name, known)
-    throw invalidOption(`${where}\`${name}\``, 'is not an option',
-      guess ? `Did you mean \`${guess}\`?` : `Known options: ${known.join(', ')}.`)
-  }
-}
+const options = new Options('')
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value
@@ -61,25 +55,6 @@ function parseDb(value: number | string, name: string): number {
     throw invalidOption(name, `is \`${String(value)}\``, 'Use a whole number from 0 (the default) upwards, e.g. REDIS_DB=1.')
   }
   return db
-}
-
-/** Node clamps longer timers to 1 ms, so a longer timeout would silently become no wait at all. */
-const MAX_TIMER_MS = 2 ** 31 - 1
-
-function duration(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
-    throw invalidOption(name, `is \`${String(value)}\``, `Use a positive number of milliseconds up to ${MAX_TIMER_MS} (default ${fallback}).`)
-  }
-  return value
-}
-
-function positiveInteger(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw invalidOption(name, `is \`${String(value)}\``, `Use a whole number of at least 1 (default ${fallback}).`)
-  }
-  return value
 }
 
 /** Replaces the password of a Redis URL with `***`. Non-URLs are returned as `<invalid url>`. */
@@ -121,41 +96,37 @@ function parseLogger(value: Logger | false | undefined): Logger | undefined {
   return value
 }
 
-export function resolveConfig(options: Readonly<Partial<KitOptions>> = {}): KitConfig {
-  if (typeof options !== 'object' || options === null) {
-    throw invalidOption('createKit(options)', 'must be an object', 'Call createKit() or createKit({ url: ... }).')
-  }
-  rejectUnknown(options, KNOWN_OPTIONS, '')
-  const env = options.env ?? process.env
+export function resolveConfig(raw: Readonly<Partial<KitOptions>> = {}): KitConfig {
+  const given = options.object<KitOptions>(raw, 'createKit(options)', 'createKit() or createKit({ url: ... })')
+  options.known(given, KNOWN_OPTIONS)
+  const env = given.env ?? process.env
 
-  const enabled = options.enabled !== undefined
-    ? parseBoolean(options.enabled, '`enabled`')
+  const enabled = given.enabled !== undefined
+    ? parseBoolean(given.enabled, '`enabled`')
     : nonEmpty(env.ENABLE_REDIS) !== undefined ? parseBoolean(env.ENABLE_REDIS as string, 'ENABLE_REDIS') : true
 
-  const urlSource = options.url !== undefined ? '`url`' : nonEmpty(env.REDIS_URL) ? 'REDIS_URL' : 'default url'
-  const rawUrl = options.url ?? nonEmpty(env.REDIS_URL) ?? DEFAULT_URL
+  const urlSource = given.url !== undefined ? '`url`' : nonEmpty(env.REDIS_URL) ? 'REDIS_URL' : 'default url'
+  const rawUrl = given.url ?? nonEmpty(env.REDIS_URL) ?? DEFAULT_URL
   if (typeof rawUrl !== 'string') throw invalidOption('`url`', 'must be a string', 'Use redis://host:6379.')
   const url = parseUrl(rawUrl, urlSource)
 
-  const password = options.password ?? nonEmpty(env.REDIS_PASSWORD)
+  const password = given.password ?? nonEmpty(env.REDIS_PASSWORD)
     ?? (url.password ? decodeURIComponent(url.password) : undefined)
   if (password !== undefined && typeof password !== 'string') {
     throw invalidOption('`password`', 'must be a string', 'Pass the password as text or set REDIS_PASSWORD.')
   }
   const urlDb = url.pathname.replace(/^\//, '')
-  const db = options.db !== undefined ? parseDb(options.db, '`db`')
+  const db = given.db !== undefined ? parseDb(given.db, '`db`')
     : nonEmpty(env.REDIS_DB) !== undefined ? parseDb(env.REDIS_DB as string, 'REDIS_DB')
       : urlDb ? parseDb(urlDb, `the database in ${urlSource}`) : 0
 
-  const keyPrefix = options.keyPrefix ?? ''
-  if (typeof keyPrefix !== 'string') throw invalidOption('`keyPrefix`', 'must be a string', "Use e.g. 'myapp:'.")
+  const keyPrefix = options.string(given.keyPrefix, 'keyPrefix', '', "Use a string, e.g. 'myapp:'.")
+  const memory = given.memory ?? {}
+  options.known(memory, ['maxEntries', 'maxBytes'], {}, 'memory.')
+  const journal = given.journal ?? {}
+  options.known(journal, ['maxEntries', 'maxBytes'], {}, 'journal.')
 
-  const memory = options.memory ?? {}
-  rejectUnknown(memory, ['maxEntries', 'maxBytes'], 'memory.')
-  const journal = options.journal ?? {}
-  rejectUnknown(journal, ['maxEntries', 'maxBytes'], 'journal.')
-
-  if (options.redis !== undefined && (typeof options.redis !== 'object' || typeof options.redis.call !== 'function')) {
+  if (given.redis !== undefined && (typeof given.redis !== 'object' || typeof given.redis.call !== 'function')) {
     throw invalidOption('`redis`', 'is not an ioredis client', 'Pass new Redis(...) from ioredis, or use `url`.')
   }
 
@@ -170,20 +141,20 @@ export function resolveConfig(options: Readonly<Partial<KitOptions>> = {}): KitC
     username: url.username ? decodeURIComponent(url.username) : undefined,
     db,
     keyPrefix,
-    commandTimeoutMs: duration(options.commandTimeoutMs, 300, '`commandTimeoutMs`'),
-    connectTimeoutMs: duration(options.connectTimeoutMs, 2000, '`connectTimeoutMs`'),
-    healthTimeoutMs: duration(options.healthTimeoutMs, 1000, '`healthTimeoutMs`'),
-    maxRetryDelayMs: duration(options.maxRetryDelayMs, 500, '`maxRetryDelayMs`'),
+    commandTimeoutMs: options.milliseconds(given.commandTimeoutMs, 'commandTimeoutMs', 300),
+    connectTimeoutMs: options.milliseconds(given.connectTimeoutMs, 'connectTimeoutMs', 2000),
+    healthTimeoutMs: options.milliseconds(given.healthTimeoutMs, 'healthTimeoutMs', 1000),
+    maxRetryDelayMs: options.milliseconds(given.maxRetryDelayMs, 'maxRetryDelayMs', 500),
     memory: {
-      maxEntries: positiveInteger(memory.maxEntries, 10_000, '`memory.maxEntries`'),
-      maxBytes: positiveInteger(memory.maxBytes, 32 * 1024 * 1024, '`memory.maxBytes`'),
+      maxEntries: options.integer(memory.maxEntries, 'memory.maxEntries', 10_000),
+      maxBytes: options.integer(memory.maxBytes, 'memory.maxBytes', 32 * 1024 * 1024),
     },
     journal: {
-      maxEntries: positiveInteger(journal.maxEntries, 10_000, '`journal.maxEntries`'),
-      maxBytes: positiveInteger(journal.maxBytes, 64 * 1024 * 1024, '`journal.maxBytes`'),
+      maxEntries: options.integer(journal.maxEntries, 'journal.maxEntries', 10_000),
+      maxBytes: options.integer(journal.maxBytes, 'journal.maxBytes', 64 * 1024 * 1024),
     },
-    logger: parseLogger(options.logger),
-    redis: options.redis,
+    logger: parseLogger(given.logger),
+    redis: given.redis,
     env,
   }
 }

@@ -56,12 +56,12 @@ export class Options {
    * Refuses names that are not options, suggesting the closest known one (same letters, or a
    * known alias from another library: `maxAge` → `ttl`), else listing them all.
    */
-  known(given: object, known: readonly string[], aliases: Readonly<Record<string, string>> = {}, prefix = ''): void {
+  known(given: object, known: readonly string[], aliases: Readonly<Record<string, string>> = {}, prefix = '', noun = 'option'): void {
     for (const name of Object.keys(given)) {
       if (known.includes(name)) continue
       const guess = closestName(name, known) ?? aliases[name] ?? known.find((k) => squash(k).startsWith(squash(name)) && name.length >= 3)
-      this.fail(`${prefix}${name}`, 'is not an option',
-        guess ? `Did you mean \`${prefix}${guess}\`?` : `Known options: ${known.map((k) => `${prefix}${k}`).join(', ')}.`)
+      this.fail(`${prefix}${name}`, `is not a${/^[aeiou]/.test(noun) ? 'n' : ''} ${noun}`,
+        guess ? `Did you mean \`${prefix}${guess}\`?` : `Known ${noun}s: ${known.map((k) => `${prefix}${k}`).join(', ')}.`)
     }
   }
 

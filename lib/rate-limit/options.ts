@@ -5,7 +5,8 @@
  * express-rate-limit's own validations, which keep running.
  */
 import type { Options as ExpressRateLimitOptions, ValueDeterminingMiddleware } from 'express-rate-limit'
-import { closestName, invalidOption } from '../core/errors.js'
+import { closestName } from '../core/errors.js'
+import { MAX_TIMER_MS, Options, show } from '../core/options.js'
 
 /** What a limiter does while Redis cannot answer. */
 export type RedisDownPolicy = 'memory' | 'allow' | 'deny'
@@ -59,77 +60,63 @@ const POLICIES: readonly RedisDownPolicy[] = ['memory', 'allow', 'deny']
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/
 /** express-rate-limit's default window; repeated because the store needs it before the middleware exists. */
 const DEFAULT_WINDOW_MS = 60_000
-const MAX_WINDOW_MS = 2 ** 31 - 1
+
+const options = new Options('rateLimit')
 
 function parseName(value: unknown): string {
-  if (value === undefined) return 'default'
-  if (typeof value !== 'string' || !NAME.test(value)) {
-    throw invalidOption('rateLimit `name`', `is \`${String(value)}\``,
-      "Use 1-64 letters, digits, '_', '-' or '.' (no ':', which separates the parts of a Redis key), e.g. name: 'login'.")
-  }
-  return value
+  return options.string(value, 'name', 'default',
+    "Use 1-64 letters, digits, '_', '-' or '.' (no ':', which separates the parts of a Redis key), e.g. name: 'login'.", NAME)
 }
 
 function parsePolicy(value: unknown): RedisDownPolicy {
-  if (value === undefined) return 'memory'
-  if (POLICIES.includes(value as RedisDownPolicy)) return value as RedisDownPolicy
-  const guess = typeof value === 'string' ? POLICIES.find((p) => p === value.trim().toLowerCase()) : undefined
-  throw invalidOption('rateLimit `onRedisDown`', `is \`${String(value)}\``,
-    guess ? `Did you mean '${guess}'?` : "Use 'memory' (count in this instance), 'allow' (let requests through) or 'deny' (answer 429).")
+  return options.oneOf(value, 'onRedisDown', POLICIES, 'memory',
+    "Use 'memory' (count in this instance), 'allow' (let requests through) or 'deny' (answer 429).")
 }
 
 function parseInstances(value: unknown, policy: RedisDownPolicy): number {
-  if (value === undefined) return 1
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw invalidOption('rateLimit `instances`', `is \`${String(value)}\``,
-      'Use the whole number of app instances that share the limit (default 1).')
-  }
-  if (policy !== 'memory' && value !== 1) {
-    throw invalidOption('rateLimit `instances`', `only applies to onRedisDown: 'memory' (got onRedisDown: '${policy}')`,
+  const instances = options.integer(value, 'instances', 1)
+  if (policy !== 'memory' && instances !== 1) {
+    options.fail('instances', `only applies to onRedisDown: 'memory' (got onRedisDown: '${policy}')`,
       "Remove `instances`, or use onRedisDown: 'memory' to split the limit between instances during an outage.")
   }
-  return value
+  return instances
 }
 
 function parseWindow(value: unknown): number {
-  if (value === undefined) return DEFAULT_WINDOW_MS
   // Redis' PX takes whole milliseconds: a fractional window would fail on every request.
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_WINDOW_MS) {
-    throw invalidOption('rateLimit `windowMs`', `is \`${String(value)}\``,
-      `Use a whole number of milliseconds from 1 to ${MAX_WINDOW_MS}, e.g. windowMs: 15 * 60_000.`)
+  if (value !== undefined && (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > MAX_TIMER_MS)) {
+    options.fail('windowMs', `is ${show(value)}`, `Use a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, e.g. windowMs: 15 * 60_000.`)
   }
-  return value
+  return (value as number | undefined) ?? DEFAULT_WINDOW_MS
 }
 
 function parseLimit(value: unknown, name: 'limit' | 'max'): number | ValueDeterminingMiddleware<number> | undefined {
   if (value === undefined || typeof value === 'function') return value as ValueDeterminingMiddleware<number> | undefined
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw invalidOption(`rateLimit \`${name}\``, `is \`${String(value)}\``,
-      'Use the number of requests allowed per window (e.g. limit: 100), or a function (req, res) => number.')
+    return options.fail(name, `is ${show(value)}`, 'Use the number of requests allowed per window (e.g. limit: 100), or a function (req, res) => number.')
   }
   return value
 }
 
-export function parseRateLimitOptions(options: Readonly<Partial<RateLimitOptions>>): RateLimitConfig {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw invalidOption('rateLimit(options)', 'must be an object', 'Call kit.rateLimit() or kit.rateLimit({ windowMs: 60_000, limit: 100 }).')
-  }
-  if ('store' in options && options.store !== undefined) {
-    throw invalidOption('rateLimit `store`', 'is set by the kit (Redis with a memory fallback)',
+export function parseRateLimitOptions(raw: Readonly<Partial<RateLimitOptions>>): RateLimitConfig {
+  const given = options.object<RateLimitOptions>(raw ?? {}, 'rateLimit(options)', 'kit.rateLimit() or kit.rateLimit({ windowMs: 60_000, limit: 100 })')
+  if ('store' in given && given.store !== undefined) {
+    options.fail('store', 'is set by the kit (Redis with a memory fallback)',
       'Remove `store`; use `name` to give this limiter its own keys, or call express-rate-limit directly for a store of your own.')
   }
-  for (const key of Object.keys(options)) {
+  // Only the kit's own names are checked here: express-rate-limit validates the rest itself.
+  for (const key of Object.keys(given)) {
     const own = closestName(key, STORE_OPTIONS)
-    if (own !== undefined && own !== key) throw invalidOption(`rateLimit \`${key}\``, 'is not an option', `Did you mean \`${own}\`?`)
+    if (own !== undefined && own !== key) options.fail(key, 'is not an option', `Did you mean \`${own}\`?`)
   }
-  const name = parseName(options.name)
-  const onRedisDown = parsePolicy(options.onRedisDown)
-  const instances = parseInstances(options.instances, onRedisDown)
-  const windowMs = parseWindow(options.windowMs)
-  const limit = parseLimit(options.limit, 'limit') ?? parseLimit(options.max, 'max') ?? 5
+  const name = parseName(given.name)
+  const onRedisDown = parsePolicy(given.onRedisDown)
+  const instances = parseInstances(given.instances, onRedisDown)
+  const windowMs = parseWindow(given.windowMs)
+  const limit = parseLimit(given.limit, 'limit') ?? parseLimit(given.max, 'max') ?? 5
 
   const express: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(options)) {
+  for (const [key, value] of Object.entries(given)) {
     if (!STORE_OPTIONS.includes(key) && value !== undefined) express[key] = value
   }
   express.standardHeaders ??= 'draft-8'
@@ -144,14 +131,8 @@ export function parseRateLimitOptions(options: Readonly<Partial<RateLimitOptions
 }
 
 /** The options of `kit.rateLimitStore()`: the store's own, nothing of express-rate-limit's. */
-export function parseRateLimitStoreOptions(options: Readonly<Partial<{ name: string; onRedisDown: RedisDownPolicy }>> = {}): { name: string; onRedisDown: RedisDownPolicy } {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw invalidOption('rateLimitStore(options)', 'must be an object', "Call kit.rateLimitStore({ name: 'api' }).")
-  }
-  for (const key of Object.keys(options)) {
-    if (key === 'name' || key === 'onRedisDown') continue
-    const own = closestName(key, ['name', 'onRedisDown'])
-    throw invalidOption(`rateLimitStore \`${key}\``, 'is not an option', own ? `Did you mean \`${own}\`?` : 'Known options: name, onRedisDown.')
-  }
-  return { name: parseName(options.name), onRedisDown: parsePolicy(options.onRedisDown) }
+export function parseRateLimitStoreOptions(raw: Readonly<Partial<{ name: string; onRedisDown: RedisDownPolicy }>> = {}): { name: string; onRedisDown: RedisDownPolicy } {
+  const given = options.object<{ name: string; onRedisDown: RedisDownPolicy }>(raw, 'rateLimitStore(options)', "kit.rateLimitStore({ name: 'api' })")
+  new Options('rateLimitStore').known(given, ['name', 'onRedisDown'])
+  return { name: parseName(given.name), onRedisDown: parsePolicy(given.onRedisDown) }
 }

@@ -3,7 +3,7 @@
  * fails later, per request (a `maxAge` of '1h' leaves every login without a response).
  */
 import type { CookieOptions } from 'express-session'
-import { closestName, invalidOption } from '../core/errors.js'
+import { Options, show } from '../core/options.js'
 
 type Check = (value: unknown) => boolean
 const isBoolean: Check = (value) => typeof value === 'boolean'
@@ -24,23 +24,19 @@ const COOKIE_OPTIONS: Readonly<Record<string, readonly [Check, string]>> = {
   encode: [(v) => typeof v === 'function', 'a function'],
 }
 
+const options = new Options('session')
+
 /** The cookie options merged over the secure defaults; anything express-session would choke on throws. */
 export function parseCookie(value: unknown, production: boolean): CookieOptions {
   if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) {
-    throw invalidOption('session `cookie`', typeof value === 'function'
-      ? 'is a function, which kit.session() does not support' : 'must be an object',
-    'Pass cookie options such as { maxAge: 3600000, domain: "example.com" }.')
+    options.fail('cookie', typeof value === 'function' ? 'is a function, which kit.session() does not support' : 'must be an object',
+      'Pass cookie options such as { maxAge: 3600000, domain: "example.com" }.')
   }
-  const given = (value ?? {}) as Readonly<Record<string, unknown>>
+  const given = Object.fromEntries(Object.entries((value ?? {}) as Readonly<Record<string, unknown>>).filter(([, option]) => option !== undefined))
+  options.known(given, Object.keys(COOKIE_OPTIONS), {}, 'cookie.', 'cookie option')
   for (const [name, option] of Object.entries(given)) {
-    if (option === undefined) continue
-    const rule = COOKIE_OPTIONS[name]
-    if (rule === undefined) {
-      const guess = closestName(name, Object.keys(COOKIE_OPTIONS))
-      throw invalidOption(`session \`cookie.${name}\``, 'is not a cookie option',
-        guess ? `Did you mean \`cookie.${guess}\`?` : `Known cookie options: ${Object.keys(COOKIE_OPTIONS).join(', ')}.`)
-    }
-    if (!rule[0](option)) throw invalidOption(`session \`cookie.${name}\``, `is \`${String(option)}\``, `Use ${rule[1]}.`)
+    const rule = COOKIE_OPTIONS[name] as readonly [Check, string]
+    if (!rule[0](option)) options.fail(`cookie.${name}`, `is ${show(option)}`, `Use ${rule[1]}.`)
   }
   // `secure: 'auto'` marks the cookie Secure exactly when the request is HTTPS; behind a TLS
   // proxy that needs `app.set('trust proxy', …)`, which the docs explain.

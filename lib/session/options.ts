@@ -3,7 +3,7 @@
  * options, parsed once at start-up. Everything wrong throws here with the option's name and the fix.
  */
 import type { CookieOptions, SessionData, SessionOptions as ExpressSessionOptions } from 'express-session'
-import { closestName, invalidOption, squashName } from '../core/errors.js'
+import { Options } from '../core/options.js'
 import { parseCookie } from './cookie.js'
 
 /** How session data is written to Redis and memory. `JSON` (the connect-redis default) is used when omitted. */
@@ -63,49 +63,34 @@ const EXPRESS_OPTIONS = ['secret', 'genid', 'name', 'cookie', 'rolling', 'resave
 const STORE_OPTIONS = ['ttlMs', 'touchAfterMs', 'serializer'] as const
 const KNOWN: readonly string[] = [...EXPRESS_OPTIONS, ...STORE_OPTIONS]
 const DEFAULT_TTL_MS = 24 * 60 * 60 * 1000
-
-function checkBoolean(options: Readonly<Record<string, unknown>>, name: string): void {
-  const value = options[name]
-  if (value !== undefined && typeof value !== 'boolean') {
-    throw invalidOption(`session \`${name}\``, `is \`${String(value)}\``, 'Use true or false.')
-  }
-}
+const options = new Options('session')
 
 function parseSecret(value: unknown, env: Readonly<Record<string, string | undefined>>): string | string[] {
   const fromEnv = env.SESSION_SECRET
   const secret = value ?? (fromEnv !== undefined && fromEnv.trim() !== '' ? fromEnv : undefined)
   if (secret === undefined) {
-    throw invalidOption('session `secret`', 'is missing',
+    options.fail('secret', 'is missing',
       'Pass kit.session({ secret }) or set the SESSION_SECRET environment variable to a long random string '
       + "(e.g. the output of `node -e \"console.log(require('crypto').randomBytes(32).toString('hex'))\"`).")
   }
   const list = Array.isArray(secret) ? secret : [secret]
   if (list.length === 0 || list.some((s) => typeof s !== 'string' || s === '')) {
-    throw invalidOption('session `secret`', 'must be a non-empty string or a non-empty array of non-empty strings',
+    options.fail('secret', 'must be a non-empty string or a non-empty array of non-empty strings',
       'Pass a long random string, or [newSecret, oldSecret] to rotate.')
   }
   return secret as string | string[]
 }
 
-function parseMs(value: unknown, name: string, allowZero: boolean, fallback: string): void {
-  if (value === undefined) return
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw invalidOption(`session \`${name}\``, `is \`${String(value)}\``, `Use a ${allowZero ? 'non-negative' : 'positive'} number of milliseconds (default ${fallback}).`)
-  }
-}
-
-/** The store's own options, validated; used by `kit.session()` and `new FailoverSessionStore()`. */
-export function parseStoreOptions(options: Readonly<Partial<SessionStoreOptions>> | Readonly<Record<string, unknown>>): SessionStoreOptions {
-  const given = options as Readonly<Record<string, unknown>>
-  parseMs(given.ttlMs, 'ttlMs', false, '86400000')
-  parseMs(given.touchAfterMs, 'touchAfterMs', true, 'one tenth of the TTL')
-  const serializer = given.serializer as SessionSerializer | undefined
+/** The store's own options, validated; used by `kit.session()` and `kit.sessionStore()`. */
+export function parseStoreOptions(given: Readonly<Partial<SessionStoreOptions>> | Readonly<Record<string, unknown>>): SessionStoreOptions {
+  const store = given as Readonly<Record<string, unknown>>
+  const serializer = store.serializer as SessionSerializer | undefined
   if (serializer !== undefined && (typeof serializer?.parse !== 'function' || typeof serializer.stringify !== 'function')) {
-    throw invalidOption('session `serializer`', 'needs parse() and stringify()', 'Pass JSON or an object with both methods.')
+    options.fail('serializer', 'needs parse() and stringify()', 'Pass JSON or an object with both methods.')
   }
   return {
-    ttlMs: (given.ttlMs as number | undefined) ?? DEFAULT_TTL_MS,
-    touchAfterMs: given.touchAfterMs as number | undefined,
+    ttlMs: options.milliseconds(store.ttlMs, 'ttlMs', DEFAULT_TTL_MS),
+    touchAfterMs: store.touchAfterMs === undefined ? undefined : options.milliseconds(store.touchAfterMs, 'touchAfterMs', 0, true),
     serializer: serializer ?? JSON,
   }
 }
@@ -118,38 +103,25 @@ function checkTouchWindow(store: SessionStoreOptions, cookie: CookieOptions): vo
   const lifetime = typeof cookie.maxAge === 'number' ? cookie.maxAge : store.ttlMs
   const from = typeof cookie.maxAge === 'number' ? 'cookie.maxAge' : 'ttlMs'
   if (store.touchAfterMs !== undefined && store.touchAfterMs > lifetime / 2) {
-    throw invalidOption('session `touchAfterMs`', `is ${store.touchAfterMs} ms, more than half the session lifetime (${from} = ${lifetime} ms), so active sessions could expire`,
+    options.fail('touchAfterMs', `is ${store.touchAfterMs} ms, more than half the session lifetime (${from} = ${lifetime} ms), so active sessions could expire`,
       `Use at most ${Math.floor(lifetime / 2)} ms, or leave it out (default: one tenth of the lifetime).`)
   }
 }
 
 export function parseSessionOptions(
-  options: Readonly<Partial<SessionOptions>> | undefined,
+  raw: Readonly<Partial<SessionOptions>> | undefined,
   env: Readonly<Record<string, string | undefined>>,
 ): SessionConfig {
-  const given = (options ?? {}) as Readonly<Record<string, unknown>>
-  if (typeof given !== 'object' || given === null) {
-    throw invalidOption('kit.session(options)', 'must be an object', 'Call kit.session({ secret }) or kit.session().')
+  const given = options.object<Record<string, unknown>>(raw, 'kit.session(options)', 'kit.session({ secret }) or kit.session()')
+  if (given.store !== undefined) {
+    options.fail('store', 'cannot be set', 'kit.session() brings its own failover store; to use another store, call express-session directly.')
   }
-  for (const name of Object.keys(given)) {
-    if (KNOWN.includes(name) || given[name] === undefined) continue
-    if (name === 'store') {
-      throw invalidOption('session `store`', 'cannot be set', 'kit.session() brings its own failover store; '
-        + 'to use another store, call express-session directly.')
-    }
-    const guess = closestName(name, KNOWN) ?? KNOWN.find((k) => squashName(k).startsWith(squashName(name)))
-    throw invalidOption(`session \`${name}\``, 'is not an option', guess ? `Did you mean \`${guess}\`?` : `Known options: ${KNOWN.join(', ')}.`)
-  }
-  for (const name of ['rolling', 'resave', 'proxy', 'saveUninitialized']) checkBoolean(given, name)
-  if (given.name !== undefined && (typeof given.name !== 'string' || given.name === '')) {
-    throw invalidOption('session `name`', 'must be a non-empty string', "Use e.g. 'sid'.")
-  }
-  if (given.genid !== undefined && typeof given.genid !== 'function') {
-    throw invalidOption('session `genid`', 'must be a function', 'Pass (req) => string, or leave it out.')
-  }
-  if (given.unset !== undefined && given.unset !== 'destroy' && given.unset !== 'keep') {
-    throw invalidOption('session `unset`', `is \`${String(given.unset)}\``, "Use 'destroy' or 'keep'.")
-  }
+  const defined = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined))
+  options.known(defined, KNOWN)
+  for (const name of ['rolling', 'resave', 'proxy', 'saveUninitialized']) options.boolean(given[name], name, false)
+  options.string(given.name, 'name', 'sid', "Use a non-empty string, e.g. 'sid'.", /./)
+  options.fn(given.genid, 'genid', '(req) => crypto.randomUUID()')
+  options.oneOf(given.unset, 'unset', ['destroy', 'keep'], 'keep', "Use 'destroy' or 'keep'.")
   const store = parseStoreOptions(given)
   const production = env.NODE_ENV === 'production'
   const cookie = parseCookie(given.cookie, production)
