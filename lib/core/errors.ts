@@ -1,10 +1,14 @@
+/** Every code a KitError can carry (the README lists each, and a test checks the two agree). */
+export const KIT_ERROR_CODES = [
+  'ERR_KIT_INVALID_OPTION',
+  'ERR_KIT_INVALID_ARGUMENT',
+  'ERR_KIT_NOT_INTEGER',
+  'ERR_KIT_WRONG_TYPE',
+  'ERR_KIT_CLOSED',
+] as const
+
 /** Stable error codes: match on `err.code`, never on the message. */
-export type KitErrorCode =
-  | 'ERR_KIT_INVALID_OPTION'
-  | 'ERR_KIT_INVALID_ARGUMENT'
-  | 'ERR_KIT_NOT_INTEGER'
-  | 'ERR_KIT_WRONG_TYPE'
-  | 'ERR_KIT_CLOSED'
+export type KitErrorCode = (typeof KIT_ERROR_CODES)[number]
 
 /** The one error class the kit throws. Messages never contain a password. */
 export class KitError extends Error {

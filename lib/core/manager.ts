@@ -23,9 +23,14 @@ import { classify, HangError } from './outage.js'
 import { dataError, Pending, type PendingHost } from './pending.js'
 import { Recovery, type RecoveryHost } from './recovery.js'
 import { createRedisClient, describeClient, riskySettings } from './redis-client.js'
+import { KitError } from './errors.js'
 import type { RedisClient } from './redis-types.js'
 import { Replayer, type ReplayReport } from './replay.js'
 import { Tracked, Watchdog, within, type Verdict } from './watchdog.js'
+
+function closedError(): KitError {
+  return new KitError('ERR_KIT_CLOSED', 'express-redis-kit: the kit was closed (kit.close()); close the HTTP server before the kit, so no request reaches it afterwards.')
+}
 
 /** Below this, a stall verdict trips on a healthy Redis answering a burst on a loaded machine. */
 const STALL_FLOOR_MS = 100
@@ -170,6 +175,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
   /** Runs a call on Redis when it is ready, else on memory. Not `async`: one promise on the hot path. */
   run<T, R = T>(feature: string, call: DualCall<T, R>): Promise<T> {
     const client = this.client
+    if (this.closed) return Promise.reject(closedError())
     if (this.currentState !== 'ready' || client === undefined) {
       try {
         return Promise.resolve(this.fromMemory(feature, call, 'not-tried'))
@@ -196,6 +202,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
    */
   async runStepped<T>(call: SteppedCall<T>): Promise<T> {
     const client = this.client
+    if (this.closed) throw closedError()
     if (this.currentState !== 'ready' || client === undefined) return call.memory('not-tried')
     const timeout = this.config.commandTimeoutMs
     try {

@@ -16,9 +16,9 @@ export function show(value: unknown): string {
   if (typeof value === 'number' || value === undefined || typeof value === 'symbol') return `\`${String(value)}\``
   if (typeof value === 'string') return `\`${value}\``
   try {
-    return `\`${JSON.stringify(value) ?? String(value)}\``
+    return `\`${JSON.stringify(value) ?? typeof value}\``
   } catch {
-    return `\`${String(value)}\``
+    return Array.isArray(value) ? 'an array that cannot be shown' : 'an object that cannot be shown'
   }
 }
 

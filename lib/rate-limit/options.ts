@@ -125,7 +125,7 @@ export function parseRateLimitOptions(raw: Readonly<Partial<RateLimitOptions>>):
   express.windowMs = windowMs
   return {
     store: { name, onRedisDown, instances, windowMs },
-    express: express as Partial<ExpressRateLimitOptions>,
+    express,
     limit,
   }
 }
