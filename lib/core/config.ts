@@ -165,3 +165,13 @@ export function redactText(text: string, config: Pick<KitConfig, 'password'>): s
   if (config.password) out = out.split(config.password).join('***')
   return out
 }
+
+/** An error safe to log or show: its message without secrets (the same error when there were none). */
+export function redactError(error: unknown, config: Pick<KitConfig, 'password'>): Error {
+  const source = error instanceof Error ? error : new Error(String(error))
+  const message = redactText(source.message, config)
+  if (message === source.message) return source
+  const copy = new Error(message)
+  copy.name = source.name
+  return copy
+}

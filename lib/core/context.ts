@@ -55,16 +55,16 @@ export class FeatureContext {
   }
 
   run<T, R = T>(call: DualCall<T, R>): Promise<T> {
-    return this.manager.run(this.feature, call)
+    return this.manager.router.run(this.feature, call)
   }
 
   runStepped<T>(call: SteppedCall<T>): Promise<T> {
-    return this.manager.runStepped(call)
+    return this.manager.router.runStepped(call)
   }
 
   /** Journals a write for replay (counted against this feature's quota); false when not kept. */
   record(write: JournalWrite): boolean {
-    return this.manager.record(this.feature, write)
+    return this.manager.router.record(this.feature, write)
   }
 
   /** Where calls go right now. */
@@ -97,6 +97,6 @@ export class FeatureContext {
 
   /** Marks the feature as in use, for the `/health` summary. */
   register(): void {
-    this.manager.registerFeature(this.feature)
+    this.manager.features.register(this.feature)
   }
 }

@@ -12,35 +12,32 @@
  * harmless, and otherwise reports it (`inDoubt` event, one count in the log line of the comeback).
  */
 import { EventEmitter } from 'node:events'
-import type { Backend, InDoubtWrite, KitEvents, KitState } from '../types.js'
-import { journalOf, type DualCall, type MemoryReason, type SteppedCall } from './calls.js'
-import { redactText, type KitConfig } from './config.js'
+import type { Backend, KitEvents, KitState } from '../types.js'
+import { redactError, redactText, type KitConfig } from './config.js'
 import { FeatureContext } from './context.js'
-import { isIdempotent, OutageJournal, type JournalWrite } from './journal.js'
+import { OutageJournal } from './journal.js'
 import { Log } from './log.js'
-import { MemoryStore } from './memory.js'
-import { classify, HangError } from './outage.js'
-import { dataError, Pending, type PendingHost } from './pending.js'
+import { Features } from './features.js'
+import type { MemoryStore } from './memory.js'
+import { HangError } from './outage.js'
 import { Recovery, type RecoveryHost } from './recovery.js'
-import { createRedisClient, describeClient, riskySettings } from './redis-client.js'
-import { KitError } from './errors.js'
+import { createRedisClient, describeClient, settingsWarning } from './redis-client.js'
 import type { RedisClient } from './redis-types.js'
 import { Replayer, type ReplayReport } from './replay.js'
-import { Tracked, Watchdog, within, type Verdict } from './watchdog.js'
-
-function closedError(): KitError {
-  return new KitError('ERR_KIT_CLOSED', 'express-redis-kit: the kit was closed (kit.close()); close the HTTP server before the kit, so no request reaches it afterwards.')
-}
+import { Router } from './router.js'
+import { Watchdog, within, type Verdict } from './watchdog.js'
 
 /** Below this, a stall verdict trips on a healthy Redis answering a burst on a loaded machine. */
 const STALL_FLOOR_MS = 100
 const BAD_DATABASE = /DB index is out of range|invalid DB index/i
 
-export class ConnectionManager extends EventEmitter<KitEvents> implements PendingHost {
+export class ConnectionManager extends EventEmitter<KitEvents> {
   readonly config: KitConfig
   readonly log: Log
   readonly journal: OutageJournal
   readonly watchdog: Watchdog
+  /** Sends each call to Redis or memory (router.ts). */
+  readonly router: Router
   /** Which server the kit uses, without secrets, for logs and health output. */
   readonly server: string
   private readonly replayer: Replayer
@@ -49,10 +46,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
   private currentState: KitState
   private stateSince = new Date()
   private error: Error | undefined
-  private readonly memories = new Map<string, MemoryStore>()
-  private readonly contexts = new Map<string, FeatureContext>()
-  private readonly features = new Set<string>()
-  private readonly resumeHooks: (() => void)[] = []
+  /** The features in use: their contexts, memory twins and resume hooks. */
+  readonly features: Features
   private connectTimer: NodeJS.Timeout | undefined
   private closed = false
   private ownsClient = false
@@ -67,8 +62,18 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
     this.config = config
     this.log = new Log(config.logger, (text) => redactText(text, config))
     this.journal = new OutageJournal(config.journal, (feature, key) => this.journalFull(feature, key))
+    this.features = new Features(config.memory)
     this.replayer = new Replayer({ keyPrefix: config.keyPrefix, journal: this.journal, stepTimeoutMs: Math.max(config.commandTimeoutMs, 1000) })
     this.watchdog = new Watchdog(Math.min(STALL_FLOOR_MS, config.commandTimeoutMs), config.commandTimeoutMs, this.onHang)
+    this.router = new Router({
+      watchdog: this.watchdog,
+      journal: this.journal,
+      commandTimeoutMs: config.commandTimeoutMs,
+      route: () => this.closed ? 'closed' : this.currentState === 'ready' ? this.client : undefined,
+      journaling: () => this.currentState !== 'disabled' && !this.closed,
+      failed: (error) => this.degrade(error),
+      doubted: (write) => { this.inDoubt += 1; this.emit('inDoubt', write) },
+    })
     this.firstAttempt = new Promise((resolve) => { this.settleFirstAttempt = resolve })
     if (!config.enabled) {
       this.currentState = 'disabled'
@@ -82,7 +87,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
     const client = config.redis ?? createRedisClient(config)
     this.client = client
     this.server = this.ownsClient ? config.redactedUrl : describeClient(client)
-    if (!this.ownsClient) this.inspectUserClient(client)
+    const risky = this.ownsClient ? undefined : settingsWarning(client)
+    if (risky) this.log.warn('ERR_KIT_CLIENT_SETTINGS', risky)
     this.recovery = new Recovery(this.recoveryHost(client))
     this.attach(client)
     this.connectTimer = setTimeout(() => {
@@ -137,31 +143,12 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
 
   /** The memory twin of one feature (created once, bounded by the `memory` options). */
   memory(feature: string): MemoryStore {
-    let store = this.memories.get(feature)
-    if (!store) {
-      store = new MemoryStore(this.config.memory)
-      this.memories.set(feature, store)
-    }
-    return store
+    return this.features.memory(feature)
   }
 
   /** The narrow handle a feature works through (one per feature name). */
   context(feature: string, namespace: string): FeatureContext {
-    let context = this.contexts.get(feature)
-    if (!context) {
-      context = new FeatureContext(this, feature, namespace)
-      this.contexts.set(feature, context)
-    }
-    return context
-  }
-
-  /** Records that a feature is in use, for the `/health` summary. */
-  registerFeature(name: string): void {
-    this.features.add(name)
-  }
-
-  get featureNames(): string[] {
-    return [...this.features]
+    return this.features.context(feature, () => new FeatureContext(this, feature, namespace))
   }
 
   /**
@@ -169,79 +156,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
    * batches were written: anything it sends reaches Redis after every replayed write.
    */
   onResume(hook: () => void): void {
-    this.resumeHooks.push(hook)
-  }
-
-  /** Runs a call on Redis when it is ready, else on memory. Not `async`: one promise on the hot path. */
-  run<T, R = T>(feature: string, call: DualCall<T, R>): Promise<T> {
-    const client = this.client
-    if (this.closed) return Promise.reject(closedError())
-    if (this.currentState !== 'ready' || client === undefined) {
-      try {
-        return Promise.resolve(this.fromMemory(feature, call, 'not-tried'))
-      } catch (error) {
-        return Promise.reject(error)
-      }
-    }
-    let sent: Promise<R>
-    try {
-      sent = call.redis(client)
-    } catch (error) {
-      return Promise.reject(dataError(error))
-    }
-    const pending = new Pending(this, feature, call, this.journal.seq)
-    const answer = new Promise<T>((resolve, reject) => { pending.resolve = resolve; pending.reject = reject })
-    this.watchdog.track(pending)
-    sent.then((reply) => pending.ok(reply), (error: unknown) => pending.fail(error))
-    return answer
-  }
-
-  /**
-   * A call of several round trips (SCAN loops): each is bounded by commandTimeoutMs; on an
-   * outage the memory half answers and journals what it must itself.
-   */
-  async runStepped<T>(call: SteppedCall<T>): Promise<T> {
-    const client = this.client
-    if (this.closed) throw closedError()
-    if (this.currentState !== 'ready' || client === undefined) return call.memory('not-tried')
-    const timeout = this.config.commandTimeoutMs
-    try {
-      return await call.redis(client, (roundTrip) => within(roundTrip, timeout, 'Redis'))
-    } catch (error) {
-      const outcome = classify(error)
-      if (outcome === 'data') throw dataError(error)
-      this.failed(error as Error)
-      return call.memory(outcome)
-    }
-  }
-
-  /** Journals a feature's write directly (e.g. a clear made while Redis is away). */
-  record(feature: string, write: JournalWrite): boolean {
-    if (this.currentState === 'disabled' || this.closed) return false
-    return this.journal.record(feature, write)
-  }
-
-  private fromMemory<T, R>(feature: string, call: DualCall<T, R>, reason: MemoryReason): T {
-    const answer = call.memory(reason)
-    if (call.journal !== undefined && this.currentState !== 'disabled' && !this.closed) {
-      const write = journalOf(call, answer)
-      if (write) this.journal.record(feature, write)
-    }
-    return answer
-  }
-
-  settleUnknown<T, R>(feature: string, call: DualCall<T, R>, answer: T, seq: number, outcome: 'not-run' | 'in-doubt'): void {
-    if (call.journal === undefined || this.currentState === 'disabled' || this.closed) return
-    const write = journalOf(call, answer)
-    if (!write) return
-    if (outcome === 'not-run' || isIdempotent(write)) {
-      this.journal.recordEarlier(feature, write, seq)
-      return
-    }
-    if (write.op !== 'incrby' && write.op !== 'hits') return
-    this.inDoubt += 1
-    const doubt: InDoubtWrite = { feature, op: write.op, key: write.key, amount: write.delta }
-    this.emit('inDoubt', doubt)
+    this.features.onResume(hook)
   }
 
   /** A Redis call failed because Redis is unavailable. */
@@ -308,7 +223,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
       blocked: () => this.selectFailed,
       noteError: (error) => { this.error = this.redact(error) },
       resumed: (awaited, sent, lastBatches) => this.resumed(awaited, sent, lastBatches),
-      track: (copy) => this.trackBatch(copy),
+      failed: (error) => this.degrade(error),
     }
   }
 
@@ -371,20 +286,6 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
     })
   }
 
-  /** Watches a replay batch sent with the switch to ready like any call: a hang degrades the kit. */
-  private trackBatch(copy: Promise<unknown>): void {
-    const tracked = new Tracked()
-    this.watchdog.track(tracked)
-    copy.then(() => {
-      this.watchdog.done(tracked)
-      const now = performance.now()
-      this.watchdog.sample(now - tracked.started, now)
-    }, (error: unknown) => {
-      this.watchdog.done(tracked)
-      if (classify(error) !== 'data') this.failed(error as Error)
-    })
-  }
-
   private setState(to: KitState, error?: Error, replayed = 0): void {
     const from = this.currentState
     if (from === to) return
@@ -393,7 +294,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
     clearTimeout(this.connectTimer)
     if (to === 'ready') {
       this.log.info(`Redis ${from === 'degraded' ? 'is back' : 'connected'} at ${this.server}; features use Redis${this.describeOutage(replayed)}`)
-      for (const hook of this.resumeHooks) hook()
+      this.features.resumed()
     } else if (to === 'degraded') {
       this.log.notice(`Redis unavailable at ${this.server} (${error?.message ?? 'unknown error'}); serving from memory until it answers again`)
       this.log.forget('outage')
@@ -415,14 +316,6 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
     return parts.length === 0 ? '' : `; ${parts.join('; ')}`
   }
 
-  private inspectUserClient(client: RedisClient): void {
-    const { risks } = riskySettings(client)
-    if (risks.length === 0) return
-    this.log.warn('ERR_KIT_CLIENT_SETTINGS', `the ioredis client passed as \`redis\` has ${risks.join('; ')}. `
-      + 'The kit bounds every call by commandTimeoutMs itself, but for fail-fast behaviour create it with '
-      + '{ enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }.')
-  }
-
   private journalFull(feature: string, key: string): void {
     const { maxEntries, maxBytes } = this.config.journal
     this.log.warnOnce('ERR_KIT_JOURNAL_FULL', `the outage journal of ${feature} is full (journal.maxEntries ${maxEntries}, `
@@ -431,11 +324,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> implements Pendin
   }
 
   private redact(error: unknown): Error {
-    const source = error instanceof Error ? error : new Error(String(error))
-    const message = redactText(source.message, this.config)
-    if (message === source.message) return source
-    const copy = new Error(message)
-    copy.name = source.name
-    return copy
+    return redactError(error, this.config)
   }
+
 }

@@ -13,7 +13,8 @@
 import { retryDelay } from './redis-client.js'
 import type { RedisClient } from './redis-types.js'
 import type { Replayer, ReplayReport } from './replay.js'
-import { within, type Watchdog } from './watchdog.js'
+import { classify } from './outage.js'
+import { Tracked, within, type Watchdog } from './watchdog.js'
 
 const GOOD_PROBES = 3
 /** Pause between the probes of one run. */
@@ -42,8 +43,8 @@ export interface RecoveryHost {
    * the awaited replay did, `sent` how many entries went with the last batches.
    */
   resumed(awaited: ReplayReport, sent: number, lastBatches: Promise<unknown>[]): void
-  /** Watches a replay batch sent with the switch, like any call. */
-  track(copy: Promise<unknown>): void
+  /** A replay batch sent with the switch failed on an outage. */
+  failed(error: Error): void
 }
 
 export class Recovery {
@@ -147,6 +148,21 @@ export class Recovery {
     return 0
   }
 
+  /** Watches a batch sent with the switch like any call: a hang or a lost connection degrades the kit. */
+  private watch(copy: Promise<unknown>): void {
+    const { watchdog } = this.host
+    const tracked = new Tracked()
+    watchdog.track(tracked)
+    copy.then(() => {
+      watchdog.done(tracked)
+      const now = performance.now()
+      watchdog.sample(now - tracked.started, now)
+    }, (error: unknown) => {
+      watchdog.done(tracked)
+      if (classify(error) !== 'data') this.host.failed(error as Error)
+    })
+  }
+
   /** Write check, awaited replay, then the last batches and the switch in one tick. */
   private async comeback(client: RedisClient): Promise<void> {
     const { replayer } = this.host
@@ -160,7 +176,7 @@ export class Recovery {
     if (this.closed || client.status !== 'ready' || !this.host.wantsRedis()) return
     const awaited = replayer.takeReport()
     const lastBatches: Promise<unknown>[] = []
-    const sent = replayer.sendRest(client, (copy) => { lastBatches.push(copy); this.host.track(copy) })
+    const sent = replayer.sendRest(client, (copy) => { lastBatches.push(copy); this.watch(copy) })
     if (!this.host.initial()) this.comebackAt = performance.now()
     this.attempt = 0
     this.streak = 0

@@ -72,6 +72,15 @@ export function riskySettings(client: RedisClient): { risks: string[] } {
   return { risks }
 }
 
+/** The one warning about a user-supplied client whose settings would let calls hang or writes run twice. */
+export function settingsWarning(client: RedisClient): string | undefined {
+  const { risks } = riskySettings(client)
+  if (risks.length === 0) return undefined
+  return `the ioredis client passed as \`redis\` has ${risks.join('; ')}. `
+    + 'The kit bounds every call by commandTimeoutMs itself, but for fail-fast behaviour create it with '
+    + '{ enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false }.'
+}
+
 /** Where a user-supplied client points, without credentials: for logs and health output. */
 export function describeClient(client: RedisClient): string {
   if (isCluster(client)) {

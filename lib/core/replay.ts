@@ -13,11 +13,11 @@
  * `unlink-set`) are idempotent multi-step tasks replayed between batches, each step bounded.
  */
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { Effect, KeyEffect, OutageJournal, TaskEffect } from './journal.js'
 import { LuaScript } from './lua.js'
 import { classify } from './outage.js'
-import { isCluster, type RedisClient } from './redis-types.js'
+import type { RedisClient } from './redis-types.js'
+import { runTask } from './replay-tasks.js'
 import { within } from './watchdog.js'
 
 /**
@@ -64,14 +64,6 @@ for k = 2, #KEYS do
 end
 return {1, failed, first}`)
 
-/** KEYS[1] a set of keys: unlinks its members, then the set (a single-node Redis only). */
-const UNLINK_SET = new LuaScript(`local members = redis.call('SMEMBERS', KEYS[1])
-for i = 1, #members, 500 do
-  redis.call('UNLINK', unpack(members, i, math.min(i + 499, #members)))
-end
-redis.call('UNLINK', KEYS[1])
-return #members`)
-
 /** Long enough to outlast any outage during which a batch can stay in doubt. */
 const MARKER_TTL_MS = 24 * 60 * 60 * 1000
 /** The write check that opens every recovery leaves only a marker that expires at once. */
@@ -85,8 +77,6 @@ const BATCH_BYTES = 1024 * 1024
  */
 const FINAL_ENTRIES = 4000
 const FINAL_BYTES = 8 * 1024 * 1024
-const SCAN_COUNT = 1000
-const UNLINK_CHUNK = 500
 
 interface Batch {
   kind: 'batch'
@@ -270,7 +260,7 @@ export class Replayer {
   private async run(client: RedisClient, step: Step): Promise<void> {
     if (step.kind === 'task') {
       // Set clears are independent and idempotent: all of them at once, one round trip each.
-      await Promise.all(step.effects.map((effect) => this.runTask(client, effect)))
+      await Promise.all(step.effects.map((effect) => runTask(client, effect, this.options.stepTimeoutMs)))
       this.current.applied += step.effects.length
       return
     }
@@ -289,42 +279,6 @@ export class Replayer {
       // The reply handler registered in send() ran first (it was attached before this await).
     }
     this.confirm(step)
-  }
-
-  private async runTask(client: RedisClient, task: TaskEffect): Promise<void> {
-    const timeout = this.options.stepTimeoutMs
-    if (task.op === 'unlink-set') {
-      if (!isCluster(client)) {
-        await within(UNLINK_SET.run(client, [task.target], []), timeout, 'Replay')
-        return
-      }
-      // On a Cluster the members live in other slots than the set: client-side steps.
-      const members = await within(client.smembers(task.target), timeout, 'Replay')
-      await this.unlink(client, members)
-      await within(client.unlink(task.target), timeout, 'Replay')
-      return
-    }
-    const nodes: Redis[] = isCluster(client) ? client.nodes('master') : [client]
-    for (const node of nodes) {
-      let cursor = '0'
-      do {
-        const [next, keys] = await within(node.scan(cursor, 'MATCH', task.target, 'COUNT', SCAN_COUNT), timeout, 'Replay')
-        cursor = next
-        await this.unlink(client, keys)
-      } while (cursor !== '0')
-    }
-  }
-
-  /** UNLINK in chunks; on a Cluster one key per command (keys of one chunk span slots). */
-  private async unlink(client: RedisClient, keys: readonly string[]): Promise<void> {
-    const timeout = this.options.stepTimeoutMs
-    if (isCluster(client)) {
-      await within(Promise.all(keys.map((key) => client.unlink(key))), timeout, 'Replay')
-      return
-    }
-    for (let i = 0; i < keys.length; i += UNLINK_CHUNK) {
-      await within(client.unlink(...keys.slice(i, i + UNLINK_CHUNK)), timeout, 'Replay')
-    }
   }
 
   /** Forgets everything owed (the kit is closing). */

@@ -30,7 +30,7 @@ export function createHealthRouter(manager: ConnectionManager): Router {
     res.set('Cache-Control', 'no-store')
     const backend = manager.backend()
     const features: Record<string, string> = {}
-    for (const name of manager.featureNames) features[name] = backend
+    for (const name of manager.features.names) features[name] = backend
     const state = manager.state
     res.status(200).json({
       status: state === 'ready' || state === 'disabled' ? 'ok' : 'degraded',

@@ -23,35 +23,13 @@ import type { Step } from '../core/calls.js'
 import type { FeatureContext } from '../core/context.js'
 import type { MemoryStore } from '../core/memory.js'
 import type { RedisClient } from '../core/redis-types.js'
-import { escapeGlob, scanBatches } from '../core/scan.js'
+import { escapeGlob } from '../core/scan.js'
+import { checkSession, settle, type SessionCallback, type StoredSession } from './data.js'
+import { deleteKeys, scanKeys, values } from './listing.js'
 import { parseStoreOptions, type SessionSerializer, type SessionStoreOptions } from './options.js'
+import { ROUNDING_MS, TouchThrottle } from './touch.js'
 
-/** Node-style callback, as express-session passes them. */
-export type SessionCallback<T> = (error: unknown, value?: T) => void
-
-/** A stored session as returned by `all()`: its data plus its id. */
-export type StoredSession = SessionData & { id: string }
-
-const SCAN_COUNT = 100
-/** connect-redis writes whole seconds (rounded up), so two writes of one expiry differ by under a second. */
-const ROUNDING_MS = 1000
-const CHUNK = 500
-
-
-/** express-session loads only an object with a `cookie` object; anything else would become a 500 there. */
-function checkSession(value: unknown): SessionData {
-  const cookie = (value as { cookie?: unknown } | null)?.cookie
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || typeof cookie !== 'object' || cookie === null) {
-    throw new Error('the stored value is not a session (an object with a cookie object)')
-  }
-  return value as SessionData
-}
-
-/** Runs `callback` with the outcome when given one; otherwise the promise is the answer. */
-function settle<T>(work: Promise<T>, callback: SessionCallback<T> | undefined): Promise<T> {
-  if (callback === undefined) return work
-  return work.then((value) => { callback(null, value); return value }, (error: unknown) => { callback(error); return undefined as T })
-}
+export type { SessionCallback, StoredSession } from './data.js'
 
 export class FailoverSessionStore extends session.Store {
   /** The full Redis key prefix of sessions: the kit's `keyPrefix`, then `session:`. */
@@ -60,12 +38,10 @@ export class FailoverSessionStore extends session.Store {
   private readonly memory: MemoryStore
   private readonly redisStore: RedisStore | undefined
   private readonly ttlMs: number
-  private readonly touchAfterMs: number | undefined
   private readonly serializer: SessionSerializer
   /** Text already serialized for a pending set, so Redis, memory and journal get the same bytes. */
   private readonly serialized = new WeakMap<object, string>()
-  /** Per session id: the earliest moment Redis expires it, as guaranteed by this instance's own writes. */
-  private readonly redisExpiry: LRUCache<string, number>
+  private readonly throttle: TouchThrottle
   /** Per session id made during an outage for a cookie this instance could not read: that cookie's session id. */
   private readonly replaced: LRUCache<string, string>
 
@@ -76,9 +52,8 @@ export class FailoverSessionStore extends session.Store {
     this.memory = ctx.memory
     this.prefix = ctx.prefix
     this.ttlMs = config.ttlMs
-    this.touchAfterMs = config.touchAfterMs
     this.serializer = config.serializer
-    this.redisExpiry = new LRUCache({ max: ctx.settings.memory.maxEntries })
+    this.throttle = new TouchThrottle(ctx.settings.memory.maxEntries, config.touchAfterMs)
     this.replaced = new LRUCache({ max: ctx.settings.memory.maxEntries })
     const client = ctx.client
     this.redisStore = client === undefined ? undefined : new RedisStore({
@@ -149,12 +124,12 @@ export class FailoverSessionStore extends session.Store {
       },
       fromRedis: () => {
         remember()
-        this.redisExpiry.set(sid, Date.now() + ttlMs)
+        this.throttle.wrote(sid, Date.now() + ttlMs, ttlMs)
       },
       memory: () => {
         remember()
         // Redis may never get this write (an in-doubt one is not journaled): touch it next time.
-        this.redisExpiry.delete(sid)
+        this.throttle.forget(sid)
       },
       journal: { op: 'set', key, value: text, expiresAt: Date.now() + ttlMs },
     }))
@@ -169,9 +144,6 @@ export class FailoverSessionStore extends session.Store {
     const ttlSeconds = this.ttlSeconds(sess)
     const ttlMs = ttlSeconds * 1000
     const now = Date.now()
-    // Never more than half the TTL: a wider window would let an active session expire in Redis.
-    const window = Math.min(this.touchAfterMs ?? ttlMs / 10, ttlMs / 2)
-    const known = window > 0 ? this.redisExpiry.get(sid) : undefined
     const slide = (): void => {
       // The near-cache only matters in an outage: refresh it at most once per tenth of the TTL
       // (and at once when the TTL was shortened).
@@ -180,10 +152,7 @@ export class FailoverSessionStore extends session.Store {
         this.memory.expire(key, ttlMs)
       }
     }
-    // Redis keeps the session until `known`: close enough to what this touch would write. A later
-    // `known` (the app shortened cookie.maxAge) is not: Redis must forget the session sooner.
-    const target = now + ttlMs
-    if (window > 0 && ttlSeconds > 0 && known !== undefined && known >= target - window && known <= target + ROUNDING_MS) {
+    if (this.throttle.skips(sid, ttlMs, now + ttlMs)) {
       slide()
       // Called back on a microtask, not synchronously: express-session then ends the response
       // after this tick's other replies are handled and Node writes the responses back to back.
@@ -193,7 +162,7 @@ export class FailoverSessionStore extends session.Store {
     return this.answer('write', undefined, callback, () => this.ctx.run({
       redis: () => this.redis().touch(sid, sess),
       fromRedis: () => {
-        if (window > 0) this.redisExpiry.set(sid, now + ttlMs)
+        this.throttle.wrote(sid, now + ttlMs, ttlMs)
         slide()
       },
       memory: slide,
@@ -229,7 +198,7 @@ export class FailoverSessionStore extends session.Store {
   private destroyKey(key: string): Promise<void> {
     const forget = (): void => {
       this.memory.delete(key)
-      this.redisExpiry.delete(key.slice(this.prefix.length))
+      this.throttle.forget(key.slice(this.prefix.length))
     }
     return this.ctx.run({
       redis: () => this.redis().destroy(key.slice(this.prefix.length)),
@@ -243,13 +212,8 @@ export class FailoverSessionStore extends session.Store {
   override all(callback?: SessionCallback<StoredSession[]>): Promise<StoredSession[]> {
     return this.answer('read', [], callback, () => this.ctx.runStepped({
       redis: async (redis, step) => {
-        const keys = await this.scanKeys(redis, step)
         const found: StoredSession[] = []
-        for (let i = 0; i < keys.length; i += CHUNK) {
-          const chunk = keys.slice(i, i + CHUNK)
-          const values = await step(redis.mget(...chunk))
-          values.forEach((raw, j) => { if (raw) this.collect(found, chunk[j] as string, raw) })
-        }
+        for await (const [key, raw] of values(redis, await this.scanKeys(redis, step), step)) this.collect(found, key, raw)
         return found
       },
       memory: () => {
@@ -287,7 +251,7 @@ export class FailoverSessionStore extends session.Store {
       redis: async (redis, step) => {
         this.forgetAll()
         const keys = await this.scanKeys(redis, step)
-        for (let i = 0; i < keys.length; i += CHUNK) await step(redis.del(...keys.slice(i, i + CHUNK)))
+        await deleteKeys(redis, keys, step)
       },
       // Never sent, or Redis went away mid-clear: the journaled clear takes over (deleting twice is harmless).
       memory: () => this.clearDuringOutage(),
@@ -302,7 +266,7 @@ export class FailoverSessionStore extends session.Store {
 
   private forgetAll(): void {
     this.memory.clear()
-    this.redisExpiry.clear()
+    this.throttle.clear()
   }
 
   private collect(found: StoredSession[], key: string, raw: string): void {
@@ -317,12 +281,8 @@ export class FailoverSessionStore extends session.Store {
     return checkSession(this.serializer.parse(raw))
   }
 
-  private async scanKeys(redis: RedisClient, step: Step): Promise<string[]> {
-    const keys = new Set<string>() // SCAN may return a key more than once
-    for await (const batch of scanBatches(redis, `${escapeGlob(this.prefix)}*`, SCAN_COUNT, step)) {
-      for (const key of batch) keys.add(key)
-    }
-    return [...keys]
+  private scanKeys(redis: RedisClient, step: Step): Promise<string[]> {
+    return scanKeys(redis, this.prefix, step)
   }
 
   private redis(): RedisStore {
