@@ -27,6 +27,21 @@ export interface CacheAppState {
   failMode: 'status' | 'throw' | 'next'
   /** Milliseconds `/slow` waits before answering. */
   slowMs: number
+  /** While set, `/slow` also waits for it (after slowMs) before answering: see holdSlow(). */
+  hold: Promise<void> | undefined
+}
+
+/**
+ * Holds every `/slow` request that starts from now on until the returned function is called: a
+ * fill that is certainly still running while the test does something else (no guessed duration).
+ */
+export function holdSlow(state: CacheAppState): () => void {
+  let release: () => void = () => {}
+  state.hold = new Promise<void>((resolve) => { release = resolve })
+  return () => {
+    state.hold = undefined
+    release()
+  }
 }
 
 export interface CacheApp {
@@ -47,7 +62,7 @@ export function createCacheApp(kit: Kit, options: Partial<CacheOptions> = {}, ex
   expressModule?: () => Express
 } = {}): CacheApp {
   const app = (extra.expressModule ?? express)()
-  const state: CacheAppState = { calls: new Map(), version: 1, failing: false, failMode: 'status', slowMs: 50 }
+  const state: CacheAppState = { calls: new Map(), version: 1, failing: false, failMode: 'status', slowMs: 50, hold: undefined }
   const count = (route: string): void => { state.calls.set(route, (state.calls.get(route) ?? 0) + 1) }
   const cache: Cache = (o) => kit.cache(o)
   const route = (name: string): RequestHandler => cache({ ...options, ...extra.routeOptions?.[name] })
@@ -117,7 +132,8 @@ export function createCacheApp(kit: Kit, options: Partial<CacheOptions> = {}, ex
   app.get('/slow/:id', route('slow'), (req, res) => {
     count('slow')
     const version = state.version
-    setTimeout(() => res.json({ id: req.params.id, version }), state.slowMs)
+    const hold = state.hold
+    setTimeout(() => { void Promise.resolve(hold).then(() => res.json({ id: req.params.id, version })) }, state.slowMs)
   })
   app.get('/tagged/:id', route('tagged'), (req, res) => {
     count('tagged')

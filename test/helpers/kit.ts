@@ -1,4 +1,4 @@
-/** Builders shared by the tests: silent kits with a log recorder, and small waits on events. */
+/** Builders shared by the tests: silent kits with a log recorder, small waits on events, and the one SLACK. */
 import { createKit, type Kit, type KitOptions, type KitState, type Logger } from '../../lib/index.js'
 import type { ConnectionManager } from '../../lib/core/manager.js'
 import { INTERNALS } from '../../lib/kit.js'
@@ -7,6 +7,19 @@ import { INTERNALS } from '../../lib/kit.js'
 export function internals(kit: Kit): ConnectionManager {
   return kit[INTERNALS]
 }
+
+/**
+ * The one allowance, in ms, on top of a bound the kit promises (commandTimeoutMs, connectTimeoutMs,
+ * healthTimeoutMs, "back within about half a second") for a loaded 2-core machine, HTTP round trip
+ * included. Tests assert "bounded", never "fast": speed comparisons belong in bench/.
+ */
+export const SLACK = 500
+
+/**
+ * The real monotonic clock, bound before any test can install a fake one (helpers/clock.ts), so
+ * timings and polling deadlines stay real while the kit's clocks are faked.
+ */
+const realNow: () => number = performance.now.bind(performance)
 
 export interface RecordingLogger extends Logger {
   lines: string[]
@@ -66,17 +79,17 @@ function reachState(kit: Kit, state: KitState, ms: number): Promise<void> {
 
 /** Measures how long an async call takes, in ms. */
 export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
-  const started = performance.now()
+  const started = realNow()
   const value = await fn()
-  return { value, ms: performance.now() - started }
+  return { value, ms: realNow() - started }
 }
 
 /** Polls `check` every 20 ms until it returns true, or throws after `ms`. */
 export async function eventually(check: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms
+  const deadline = realNow() + ms
   for (;;) {
     if (await check()) return
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${ms} ms`)
+    if (realNow() > deadline) throw new Error(`${what} not reached within ${ms} ms`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }

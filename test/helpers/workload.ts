@@ -15,6 +15,7 @@ import type { Server } from 'node:http'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import type { Redis } from 'ioredis'
 import type { InDoubtWrite, Kit } from '../../lib/index.js'
+import { eventually } from './kit.js'
 import { TEST_SECRET } from './session-app.js'
 
 export interface WorkloadOptions {
@@ -95,6 +96,16 @@ export class Workload {
       this.http.push(tally)
       this.loops.push(this.httpLoop(i, tally))
     }
+  }
+
+  /**
+   * Resolves once the load has made at least `calls` more client calls and `requests` more HTTP
+   * requests than when called: it is running (on Redis or memory, whichever serves now).
+   */
+  async advance(calls: number, requests: number, ms = 10_000): Promise<void> {
+    const from = { calls: this.calls, requests: this.requests }
+    await eventually(() => this.calls - from.calls >= calls && this.requests - from.requests >= requests, ms,
+      `${calls} more calls and ${requests} more requests (made ${this.calls - from.calls} and ${this.requests - from.requests})`)
   }
 
   async stop(): Promise<WorkloadResult> {

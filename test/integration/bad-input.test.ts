@@ -4,9 +4,9 @@
  * used to accept what Redis refuses, so an outage acknowledged writes that were then lost.)
  */
 import assert from 'node:assert/strict'
-import { Redis } from 'ioredis'
 import { KitError, type Kit, type KitValue } from '../../lib/index.js'
 import { internals, testKit } from '../helpers/kit.js'
+import { testClient } from '../helpers/redis-client.js'
 import { freePort, RedisServer } from '../helpers/redis-server.js'
 
 function circular(): KitValue {
@@ -70,7 +70,7 @@ describe('Redis answers about the data', () => {
   it('WRONGTYPE becomes ERR_KIT_WRONG_TYPE with a clear message, and the kit stays on Redis', async () => {
     const server = await RedisServer.start()
     const kit = testKit({ url: server.url })
-    const direct = new Redis({ port: server.port, host: '127.0.0.1' })
+    const direct = testClient(server)
     try {
       await kit.ready()
       await direct.hset('a-hash', 'field', 'value')

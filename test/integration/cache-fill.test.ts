@@ -4,15 +4,35 @@
  * invalidation by key / prefix / tag shared by two app instances.
  */
 import assert from 'node:assert/strict'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import request from 'supertest'
-import { createCacheApp } from '../helpers/cache-app.js'
+import { createCacheApp, holdSlow } from '../helpers/cache-app.js'
 import { listen, rawRequest, type Listening } from '../helpers/cache-http.js'
+import { fakeClock } from '../helpers/clock.js'
 import { eventually, testKit, waitForState } from '../helpers/kit.js'
+import { testClient } from '../helpers/redis-client.js'
 import { RedisServer } from '../helpers/redis-server.js'
 import type { CacheOptions, Kit } from '../../lib/index.js'
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+/**
+ * The ttl and stale windows are the kit's own arithmetic on Date.now() (stored-at times and lock
+ * expiries, shared by the instances through Redis): a fake Date jumps past them. Only Date: the
+ * kit's watchdog times the live Redis connection with performance.now(), and ioredis runs on real
+ * timers. Redis's own expiry of an entry (ttl plus the longer stale window) stays real and, at
+ * 30 s or 2.7 s, does not run out during a test.
+ */
+const windowClock = () => fakeClock(['Date'])
+
+/**
+ * Resolves once `kit` has finished storing the fills it has answered: the store write goes out
+ * after the response, on the kit's one connection, so a command sent there now is answered after
+ * it, and the next turn of the event loop comes after everything that answer set off. (Jumping the
+ * clock before then would meet the fill still in progress, and requests would wait on it.)
+ */
+async function fillsStored(kit: Kit): Promise<void> {
+  await kit.client.exists('test:store-barrier')
+  await new Promise((resolve) => setImmediate(resolve))
+}
 
 describe('kit.cache() fills and invalidation', function () {
   this.timeout(30_000)
@@ -23,7 +43,7 @@ describe('kit.cache() fills and invalidation', function () {
 
   before(async () => {
     server = await RedisServer.start()
-    raw = new Redis({ host: '127.0.0.1', port: server.port })
+    raw = testClient(server)
   })
   after(async () => {
     raw.disconnect()
@@ -48,6 +68,16 @@ describe('kit.cache() fills and invalidation', function () {
     const l = await listen(built.app)
     listening.push(l)
     return { ...built, kit, port: l.port, http: request(l.url) }
+  }
+
+  /**
+   * Resolves once a background refresh of `id` has replaced the entry `before` in Redis and the
+   * kit is done with it. Asking over HTTP instead would race the refresh: a request that read the
+   * old entry just before the new one landed starts a second refresh.
+   */
+  async function refreshed(kit: Kit, id: string, before: Buffer | null): Promise<void> {
+    await eventually(async () => !(await raw.hgetBuffer(`cache:e:${id}`, 'b'))?.equals(before ?? Buffer.alloc(0)), 5000, `${id} refreshed in Redis`)
+    await fillsStored(kit)
   }
 
   describe('stampede protection', () => {
@@ -88,15 +118,17 @@ describe('kit.cache() fills and invalidation', function () {
     it('runs the handler itself, unstored, when the other instance takes longer than lockWaitMs', async () => {
       const a = await instance()
       const b = await instance({ lockWaitMs: 100 })
-      a.state.slowMs = 1500
+      const releaseA = holdSlow(a.state) // A's fill runs until B has answered
       b.state.slowMs = 10
-      const first = rawRequest(a.port, '/slow/long')
+      let aAnswered = false
+      const first = rawRequest(a.port, '/slow/long').finally(() => { aAnswered = true })
       await eventually(() => a.calls('slow') === 1, 5000, 'instance A running the handler')
       const second = await rawRequest(b.port, '/slow/long')
       assert.equal(second.status, 200)
       assert.equal(second.headers['x-cache'], 'MISS')
-      assert.ok(second.ms < 1200, `B answered in ${second.ms.toFixed(0)} ms, not after A`)
+      assert.equal(aAnswered, false, 'B answered while A was still filling, not after it')
       assert.equal(b.calls('slow'), 1)
+      releaseA()
       await first
       const stored = await rawRequest(b.port, '/slow/long')
       assert.equal(stored.headers['x-cache'], 'HIT', 'A stored the entry')
@@ -108,12 +140,15 @@ describe('kit.cache() fills and invalidation', function () {
     it('answers stale at once and refreshes the entry in the background, once', async () => {
       // A 3 s ttl keeps the refreshed entry fresh long enough to be seen on a loaded machine
       // (with 1 s, a stall of a second let it go stale again and start a second refresh).
+      const clock = windowClock()
       const a = await instance({ ttl: 3, staleWhileRevalidate: 30 })
       a.state.slowMs = 0
       await a.http.get('/slow/swr').expect('x-cache', 'MISS')
-      await sleep(3050)
+      await fillsStored(a.kit)
+      const before = await raw.hgetBuffer('cache:e:/slow/swr', 'b')
+      await clock.tickAsync(3050)
       a.state.version = 2
-      a.state.slowMs = 400 // the refresh is still running while all three are answered
+      const release = holdSlow(a.state) // the refresh is still running while all three are answered
       const stale = await Promise.all([1, 2, 3].map(() => a.http.get('/slow/swr').expect(200)))
       for (const reply of stale) {
         assert.equal(reply.headers['x-cache'], 'STALE')
@@ -121,22 +156,27 @@ describe('kit.cache() fills and invalidation', function () {
         assert.match(reply.headers['cache-status'] as string, /hit; ttl=-\d+; detail=stale-while-revalidate/)
       }
       assert.ok(stale.every((reply) => Number(reply.headers['content-length']) > 0))
-      await eventually(async () => (await a.http.get('/slow/swr')).headers['x-cache'] === 'HIT', 5000, 'refreshed entry')
+      release()
+      await refreshed(a.kit, '/slow/swr', before)
       const fresh = await a.http.get('/slow/swr').expect('x-cache', 'HIT')
       assert.equal(JSON.parse(fresh.text).version, 2)
       assert.equal(a.calls('slow'), 2, 'one background refresh for three stale answers')
     })
 
     it('refreshes streamed responses in the background byte for byte', async () => {
+      const clock = windowClock()
       const a = await instance({ ttl: 1, staleWhileRevalidate: 30 })
       const first = await rawRequest(a.port, '/stream')
-      await sleep(1050)
+      await fillsStored(a.kit)
+      const before = await raw.hgetBuffer('cache:e:/stream', 'b')
+      await clock.tickAsync(1050)
       a.state.version = 2
       const stale = await rawRequest(a.port, '/stream')
       assert.equal(stale.headers['x-cache'], 'STALE')
       assert.ok(stale.body.equals(first.body))
-      await eventually(async () => (await rawRequest(a.port, '/stream')).headers['x-cache'] === 'HIT', 5000, 'refreshed stream')
+      await refreshed(a.kit, '/stream', before)
       const fresh = await rawRequest(a.port, '/stream')
+      assert.equal(fresh.headers['x-cache'], 'HIT')
       assert.equal(fresh.body.toString('latin1'), first.body.toString('latin1').replace('v1:', 'v2:'))
       assert.equal(a.calls('stream'), 2)
     })
@@ -144,9 +184,11 @@ describe('kit.cache() fills and invalidation', function () {
 
   describe('stale-if-error', () => {
     it('answers the stale entry when the handler fails, and the error once the window is over', async () => {
+      const clock = windowClock()
       const a = await instance({ ttl: 0.2, staleIfError: 2.5 })
       const good = await a.http.get('/flaky').expect(200)
-      await sleep(250)
+      await fillsStored(a.kit)
+      await clock.tickAsync(250)
       a.state.failing = true
       for (const mode of ['status', 'throw', 'next'] as const) {
         a.state.failMode = mode
@@ -156,7 +198,7 @@ describe('kit.cache() fills and invalidation', function () {
         assert.match(reply.headers['cache-status'] as string, /fwd=stale; fwd-status=(503|500); ttl=-\d+; detail=stale-if-error/)
         assert.equal(reply.headers['content-type'], good.headers['content-type'])
       }
-      await sleep(2700)
+      await clock.tickAsync(2700) // past ttl + staleIfError, counted from the fill
       a.state.failMode = 'status'
       await a.http.get('/flaky').expect(503)
       a.state.failing = false
@@ -164,11 +206,13 @@ describe('kit.cache() fills and invalidation', function () {
     })
 
     it('answers stale while another instance refreshes, instead of waiting', async () => {
+      const clock = windowClock()
       const a = await instance({ ttl: 0.2, staleIfError: 30 })
       const b = await instance({ ttl: 0.2, staleIfError: 30 })
       const first = await rawRequest(a.port, '/slow/updating')
-      await sleep(250)
-      a.state.slowMs = 800
+      await fillsStored(a.kit)
+      await clock.tickAsync(250)
+      const releaseA = holdSlow(a.state) // A is still refreshing while B answers
       a.state.version = 2
       const refreshing = rawRequest(a.port, '/slow/updating')
       await eventually(() => a.calls('slow') === 2, 5000, 'instance A refreshing')
@@ -177,6 +221,7 @@ describe('kit.cache() fills and invalidation', function () {
       assert.match(String(fromB.headers['cache-status']), /detail=updating/)
       assert.ok(fromB.body.equals(first.body))
       assert.equal(b.calls('slow'), 0)
+      releaseA()
       assert.equal(JSON.parse((await refreshing).body.toString()).version, 2)
     })
   })
@@ -219,10 +264,11 @@ describe('kit.cache() fills and invalidation', function () {
 
     it('keeps a response out of the cache when its key was invalidated while the handler ran', async () => {
       const a = await instance()
-      a.state.slowMs = 300
+      const release = holdSlow(a.state)
       const pending = rawRequest(a.port, '/slow/racy')
       await eventually(() => a.calls('slow') === 1, 5000, 'handler started')
       await a.kit.invalidate({ key: '/slow/racy' })
+      release()
       assert.equal((await pending).status, 200)
       await eventually(async () => (await raw.hexists('cache:e:/slow/racy', 'l')) === 0, 2000, 'lock released')
       assert.equal(await raw.hexists('cache:e:/slow/racy', 'b'), 0)
@@ -253,16 +299,14 @@ describe('kit.cache() fills and invalidation', function () {
     it('keeps a response out of the cache when another instance invalidated it during the fill', async () => {
       const a = await instance()
       const b = await instance()
-      a.state.slowMs = 300
+      const release = holdSlow(a.state)
       const pending = rawRequest(a.port, '/slow/cross')
       await eventually(() => a.calls('slow') === 1, 5000, 'handler started')
       await b.kit.invalidate({ prefix: '/slow/' })
+      release()
       await pending
-      // The write is attempted after the response went out: watch for a while that it never lands.
-      for (let i = 0; i < 15; i++) {
-        assert.equal(await raw.hexists('cache:e:/slow/cross', 'b'), 0)
-        await sleep(20)
-      }
+      await fillsStored(a.kit) // A has attempted its write by now
+      assert.equal(await raw.hexists('cache:e:/slow/cross', 'b'), 0, 'the write never landed')
       assert.equal((await rawRequest(b.port, '/slow/cross')).headers['x-cache'], 'MISS')
     })
   })

@@ -4,13 +4,14 @@
  */
 import assert from 'node:assert/strict'
 import { Agent } from 'node:http'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import express from 'express'
 import request from 'supertest'
 import { onHeaders } from '../helpers/cache-on-headers.js'
 import { ALL_BYTES, createCacheApp, GZIPPED, PNG } from '../helpers/cache-app.js'
 import { listen, rawRequest, type Listening } from '../helpers/cache-http.js'
 import { eventually, testKit, waitForState } from '../helpers/kit.js'
+import { testClient } from '../helpers/redis-client.js'
 import { RedisServer } from '../helpers/redis-server.js'
 import type { CacheOptions, Kit } from '../../lib/index.js'
 
@@ -23,7 +24,7 @@ describe('kit.cache() on Redis', function () {
 
   before(async () => {
     server = await RedisServer.start()
-    raw = new Redis({ host: '127.0.0.1', port: server.port })
+    raw = testClient(server)
   })
   after(async () => {
     raw.disconnect()

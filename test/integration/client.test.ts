@@ -3,12 +3,11 @@
  * real redis-server and against a kit with Redis disabled.
  */
 import assert from 'node:assert/strict'
-import { Redis } from 'ioredis'
 import type { Kit } from '../../lib/index.js'
-import { internals, testKit } from '../helpers/kit.js'
+import { fakeClock } from '../helpers/clock.js'
+import { eventually, internals, SLACK, testKit } from '../helpers/kit.js'
+import { testClient } from '../helpers/redis-client.js'
 import { RedisServer } from '../helpers/redis-server.js'
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 for (const mode of ['redis', 'memory'] as const) {
   describe(`kit.client on ${mode}`, () => {
@@ -26,6 +25,25 @@ for (const mode of ['redis', 'memory'] as const) {
       await kit.close()
       await server?.stop()
     })
+
+    /**
+     * For a test that waits for a key's TTL: call before the key is written, then `passed(ttlMs,
+     * key, gone)` resolves once the key is gone. In memory the TTL is the kit's own (the twin's, on
+     * performance.now()): a fake clock stops short of it, checks the key is still there, then passes
+     * it. On Redis, Redis expires the key on its own clock: poll, allowing at most SLACK past the TTL.
+     */
+    function ttlClock(): { passed(ttlMs: number, key: string, gone: () => Promise<boolean>): Promise<void> } {
+      if (mode === 'redis') return { passed: (ttlMs, key, gone) => eventually(gone, ttlMs + SLACK, `${key} expired`) }
+      const clock = fakeClock(['Date', 'performance'], { advance: false })
+      return {
+        async passed(ttlMs, key, gone) {
+          await clock.tickAsync(ttlMs - 1)
+          assert.equal(await kit.client.exists(key), true, `${key} is kept until its TTL`)
+          await clock.tickAsync(2)
+          assert.ok(await gone(), `${key} expired`)
+        },
+      }
+    }
 
     it('round-trips strings, numbers, booleans, objects and arrays with their types', async () => {
       const values = { s: 'my_value', n: 42, f: 1.5, numeric: '42', t: true, o: { a: [1, { b: 'c' }] }, a: ['x', 2], nul: null }
@@ -77,9 +95,10 @@ for (const mode of ['redis', 'memory'] as const) {
     })
 
     it('expires keys after the set() TTL', async () => {
+      const ttl = ttlClock()
       await kit.client.set('brief', 'v', 0.15)
       assert.equal(await kit.client.get('brief'), 'v')
-      await sleep(300)
+      await ttl.passed(150, 'brief', async () => (await kit.client.get('brief')) === null)
       assert.equal(await kit.client.get('brief'), null)
       assert.equal(await kit.client.exists('brief'), false)
     })
@@ -87,7 +106,7 @@ for (const mode of ['redis', 'memory'] as const) {
     it('uses a one-hour TTL by default', async () => {
       await kit.client.set('hour', 'v')
       if (mode === 'redis') {
-        const direct = new Redis(server!.port, '127.0.0.1')
+        const direct = testClient(server!)
         const ttl = await direct.pttl('hour')
         direct.disconnect()
         assert.ok(ttl > 3_590_000 && ttl <= 3_600_000, `pttl ${ttl}`)
@@ -98,17 +117,19 @@ for (const mode of ['redis', 'memory'] as const) {
     })
 
     it('expire() shortens a TTL and reports whether the key exists', async () => {
+      const ttl = ttlClock()
       await kit.client.set('soon', 'v', 60)
       assert.equal(await kit.client.expire('soon', 0.15), true)
       assert.equal(await kit.client.expire('never-set', 10), false)
-      await sleep(300)
+      await ttl.passed(150, 'soon', async () => (await kit.client.get('soon')) === null)
       assert.equal(await kit.client.get('soon'), null)
     })
 
     it('keeps an increment\'s TTL, as INCR does', async () => {
+      const ttl = ttlClock()
       await kit.client.set('ttl-counter', 1, 0.2)
       assert.equal(await kit.client.increment('ttl-counter'), 2)
-      await sleep(350)
+      await ttl.passed(200, 'ttl-counter', async () => (await kit.client.get('ttl-counter')) === null)
       assert.equal(await kit.client.get('ttl-counter'), null)
     })
 
@@ -128,7 +149,7 @@ describe('kit.client keyPrefix', () => {
     try {
       await kit.ready()
       await kit.client.set('k', 'v')
-      const direct = new Redis(server.port, '127.0.0.1')
+      const direct = testClient(server)
       assert.equal(await direct.get('app1:k'), 'v')
       assert.equal(await direct.get('k'), null)
       direct.disconnect()

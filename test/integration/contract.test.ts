@@ -103,7 +103,9 @@ describe('contract: Redis and memory halves answer alike', function () {
   it('the rate-limit store: increment, decrement, get, resetKey', async () => {
     const stores = [onRedis.rateLimitStore({ name: 'contract' }), inMemory.rateLimitStore({ name: 'contract' })]
     for (const store of stores) store.init({ windowMs: 60_000, limit: 5 } as never)
-    await new Promise((resolve) => setTimeout(resolve, 50)) // rate-limit-redis loads its scripts
+    // init() sent rate-limit-redis' SCRIPT LOADs on the kit's one connection: a command sent there
+    // now is answered after them (the barrier waitForState uses).
+    await onRedis.client.exists('contract:scripts-loaded')
     const hits = (info: { totalHits: number } | undefined): number | undefined => info?.totalHits
     const script: [string, (store: (typeof stores)[number]) => Promise<unknown>][] = [
       ['get before any hit', async (s) => hits(await s.get('ip'))],

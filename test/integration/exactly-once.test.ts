@@ -9,9 +9,10 @@
  * checks allow exactly that amount. Faults that leave the connection alive must report none.
  */
 import assert from 'node:assert/strict'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { Kit } from '../../lib/index.js'
-import { internals, testKit, waitForReplay, waitForState, type RecordingLogger } from '../helpers/kit.js'
+import { internals, eventually, testKit, waitForReplay, waitForState, type RecordingLogger } from '../helpers/kit.js'
+import { testClient } from '../helpers/redis-client.js'
 import { RedisServer } from '../helpers/redis-server.js'
 import { Workload } from '../helpers/workload.js'
 
@@ -22,9 +23,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 function admin(server: RedisServer): Redis {
-  const redis = new Redis({ port: server.port, host: '127.0.0.1', maxRetriesPerRequest: 1 })
-  redis.on('error', () => {})
-  return redis
+  return testClient(server, { maxRetriesPerRequest: 1 })
 }
 
 /** The id of the kit's own connection, by the name it gives itself. */
@@ -47,7 +46,7 @@ describe('exactly once: the journal and every call under faults, with concurrent
     redis = admin(server)
     const load = new Workload(kit, LOAD)
     await load.start()
-    await sleep(300)
+    await load.advance(500, 50) // every loop is running on Redis before the fault
     return load
   }
 
@@ -59,7 +58,7 @@ describe('exactly once: the journal and every call under faults, with concurrent
       await load.stop()
       throw new Error(`${(error as Error).message}; pending ${internals(kit).pending}; error ${internals(kit).lastError?.message}\n${kit.logger.lines.join('\n')}`)
     }
-    await sleep(300)
+    await load.advance(600, 60) // and keeps running on Redis after it
     const result = await load.stop()
     await waitForReplay(kit, 20_000)
     assert.deepEqual(result.failures.map(String), [], 'no call and no request failed')
@@ -108,7 +107,8 @@ describe('exactly once: the journal and every call under faults, with concurrent
     const load = await setUp()
     await redis.call('CLIENT', 'PAUSE', '1500', 'WRITE')
     await waitForState(kit, 'degraded')
-    await sleep(1700) // probes answer (PING is not a write) but every replay attempt hangs
+    // Probes answer (PING is not a write) but every comeback's write check and replay hangs until
+    // the pause ends, so settle() cannot see the replay done before then: no wait of our own.
     await settle(load, true)
   })
 
@@ -117,7 +117,10 @@ describe('exactly once: the journal and every call under faults, with concurrent
     for (let i = 0; i < 3; i++) {
       const id = await kitConnection(redis)
       if (id) await redis.call('CLIENT', 'KILL', 'ID', id)
-      await sleep(400)
+      // The next kill strikes the kit's next connection (whether the kit is back on it yet or still
+      // holding down after the flap), with the load running meanwhile.
+      await eventually(async () => ![undefined, id].includes(await kitConnection(redis)), 10_000, 'the kit reconnected')
+      await load.advance(200, 10)
     }
     await settle(load, false)
   })
@@ -133,7 +136,7 @@ describe('exactly once: the journal and every call under faults, with concurrent
     })
     server.pause()
     await waitForState(kit, 'degraded')
-    await sleep(300)
+    await load.advance(200, 10) // answered from memory, journaled for the replay
     server.resume()
     await settle(load, true)
     assert.ok(stalled)
@@ -143,7 +146,7 @@ describe('exactly once: the journal and every call under faults, with concurrent
     const load = await setUp()
     server.pause()
     await waitForState(kit, 'degraded')
-    await sleep(1500)
+    await sleep(1500) // the fault itself lasts 1.5 s (the test's scenario), not a wait for a condition
     server.resume()
     await settle(load, true)
   })

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import request from 'supertest'
-import { Redis } from 'ioredis'
 import { createApp } from '../../examples/server.js'
-import { waitForState } from '../helpers/kit.js'
+import { eventually, waitForState } from '../helpers/kit.js'
+import { testClient } from '../helpers/redis-client.js'
 import { freePort, RedisServer } from '../helpers/redis-server.js'
 
 const quiet = { info() {}, warn() {}, error() {} }
@@ -60,7 +60,7 @@ describe('example server with Redis', () => {
   it('counts visits in Redis', async () => {
     await request(built.app).get('/api/visits').expect(200, { count: 1 })
     await request(built.app).get('/api/visits').expect(200, { count: 2 })
-    const redis = new Redis(server.port, '127.0.0.1')
+    const redis = testClient(server)
     assert.equal(await redis.get('visitor_count'), '2')
     redis.disconnect()
   })
@@ -90,13 +90,18 @@ describe('example server with Redis', () => {
         for (const path of paths) statuses.push((await agent.get(path)).status)
       }
     })()
-    await new Promise((r) => setTimeout(r, 200))
+    // Traffic in each phase: on Redis, on memory while it is down, on Redis again.
+    const served = async (more: number, phase: string): Promise<void> => {
+      const from = statuses.length
+      await eventually(() => statuses.length >= from + more, 10_000, `${more} requests ${phase}`)
+    }
+    await served(12, 'on Redis')
     await server.kill()
     await waitForState(built.kit, 'degraded')
-    await new Promise((r) => setTimeout(r, 300))
+    await served(12, 'while Redis is down')
     await server.start()
     await waitForState(built.kit, 'ready')
-    await new Promise((r) => setTimeout(r, 200))
+    await served(12, 'after Redis returned')
     running = false
     await load
     assert.ok(statuses.length > 20)
@@ -155,13 +160,14 @@ describe('example server process', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
     try {
       const base = `http://127.0.0.1:${port}`
-      for (let i = 0; ; i++) {
-        if (/Redis connected at/.test(output)) break
-        if (i > 400) throw new Error(`example did not start: ${output}`)
-        await new Promise((r) => setTimeout(r, 50))
-      }
-      const inFlight = fetch(`${base}/api/scans/slow.example`).then((res) => res.status)
-      await new Promise((r) => setTimeout(r, 30)) // the request is now inside its 100 ms scan
+      await eventually(() => /Redis connected at/.test(output), 20_000, `the example started (output: ${output})`)
+      let answered = false
+      const inFlight = fetch(`${base}/api/scans/slow.example`).then((res) => { answered = true; return res.status })
+      // The request has passed the /api rate limiter (its count is in Redis): the server is
+      // handling it, and its 100 ms scan is still to come.
+      const inspect = testClient(redis)
+      await eventually(async () => (await inspect.exists('rate:api:127.0.0.1')) === 1, 5000, 'the request in the server')
+      assert.equal(answered, false, 'SIGTERM arrives while the request is in flight')
       child.kill('SIGTERM')
       assert.equal(await inFlight, 200, 'the in-flight request completed')
       assert.equal(await exited, 0, output)

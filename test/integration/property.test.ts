@@ -7,9 +7,10 @@
  */
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { InDoubtWrite, Kit, KitValue } from '../../lib/index.js'
 import { testKit, waitForReplay, waitForState } from '../helpers/kit.js'
+import { testClient } from '../helpers/redis-client.js'
 import { RedisServer } from '../helpers/redis-server.js'
 
 type Op =
@@ -37,10 +38,6 @@ const fault: fc.Arbitrary<Fault> = fc.record({
 })
 const steps = fc.array(fc.oneof({ weight: 3, arbitrary: op }, { weight: 1, arbitrary: fault }), { minLength: 1, maxLength: 10 })
   .filter((list) => list.filter((step) => 'fault' in step).length <= 3)
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
 
 /** What the acknowledged writes add up to: the stored text of each key, or undefined. */
 class Model {
@@ -74,8 +71,7 @@ describe('property: any sequence of operations and faults ends with Redis equal 
 
   before(async () => {
     server = await RedisServer.start({ persist: true, debug: true })
-    admin = new Redis({ port: server.port, host: '127.0.0.1', maxRetriesPerRequest: 1 })
-    admin.on('error', () => {})
+    admin = testClient(server, { maxRetriesPerRequest: 1 })
   })
 
   after(async () => {
@@ -111,7 +107,8 @@ describe('property: any sequence of operations and faults ends with Redis equal 
       if (id) await admin.call('CLIENT', 'KILL', 'ID', id)
     } else if (fault === 'pause-writes') {
       await admin.call('CLIENT', 'PAUSE', '400', 'WRITE')
-      end = () => sleep(450)
+      // The fault ends when Redis takes writes again: a write of our own waits for exactly that.
+      end = async () => { await admin.del('property:pause-over') }
     } else {
       const sleeper = admin.call('DEBUG', 'SLEEP', '0.4')
       end = async () => { await sleeper }

@@ -6,10 +6,11 @@ import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { KitState } from '../../lib/index.js'
 import { eventually } from '../helpers/kit.js'
 import { hit, tally } from '../helpers/rate-limit-app.js'
+import { testClient } from '../helpers/redis-client.js'
 import { RedisServer } from '../helpers/redis-server.js'
 
 interface AppProcess {
@@ -85,8 +86,7 @@ describe('kit.rateLimit() across two app processes', function () {
 
   before(async () => {
     redis = await RedisServer.start()
-    inspect = new Redis({ port: redis.port, host: '127.0.0.1', maxRetriesPerRequest: 1 })
-    inspect.on('error', () => {})
+    inspect = testClient(redis, { maxRetriesPerRequest: 1 })
   })
 
   afterEach(async () => {

@@ -6,18 +6,17 @@ import assert from 'node:assert/strict'
 import type { Server } from 'node:http'
 import express from 'express'
 import { rateLimit } from 'express-rate-limit'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { FailoverRateLimitStore, type RateLimitOptions } from '../../lib/index.js'
-import { testKit, waitForState } from '../helpers/kit.js'
+import { eventually, SLACK, testKit, waitForState } from '../helpers/kit.js'
 import { byClientHeader, draft8, hit, hits, listen, rateLimitedApp, tally, type RateLimitedApp } from '../helpers/rate-limit-app.js'
+import { testClient } from '../helpers/redis-client.js'
 import { freePort, RedisServer } from '../helpers/redis-server.js'
 
 const TIMEOUT = 300
-/** Slack for a loaded 2-core machine (HTTP round trip included); the point is "bounded", not "fast". */
-const SLACK = 500
 
 function direct(server: RedisServer): Redis {
-  return new Redis({ port: server.port, host: '127.0.0.1', lazyConnect: false, maxRetriesPerRequest: 1 })
+  return testClient(server, { maxRetriesPerRequest: 1 })
 }
 
 describe('kit.rateLimit() on a real Redis', function () {
@@ -39,7 +38,6 @@ describe('kit.rateLimit() on a real Redis', function () {
   before(async () => {
     redis = await RedisServer.start()
     inspect = direct(redis)
-    inspect.on('error', () => {})
   })
 
   afterEach(async () => {
@@ -113,10 +111,7 @@ describe('kit.rateLimit() on a real Redis', function () {
     })
     await hits(url, 'carol', 25)
     await inspect.set('monitor-marker', '1') // every earlier command is seen once this one is
-    await new Promise<void>((resolve) => {
-      const check = (): void => { if (sent.includes('set')) resolve(); else setTimeout(check, 10) }
-      check()
-    })
+    await eventually(() => sent.includes('set'), 5000, 'the marker seen by MONITOR')
     monitor.disconnect()
     monitored.disconnect()
     assert.deepEqual(tally(sent.map((c) => (c === 'evalsha' ? 1 : c === 'set' ? 2 : 0))), { 1: 25, 2: 1 }, sent.join(' '))

@@ -6,11 +6,12 @@
  */
 import assert from 'node:assert/strict'
 import express from 'express'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import request from 'supertest'
 import type { Kit, KitState } from '../../lib/index.js'
 import { internals, eventually, testKit, waitForReplay, waitForState, type RecordingLogger } from '../helpers/kit.js'
 import { LatencyProxy } from '../helpers/latency-proxy.js'
+import { testClient } from '../helpers/redis-client.js'
 import { RedisServer } from '../helpers/redis-server.js'
 import { login, sessionApp } from '../helpers/session-app.js'
 
@@ -49,8 +50,7 @@ describe('replay: exactly once, in order, through a proxy that delays and cuts',
     kit = testKit({ url: proxy.url })
     await kit.ready()
     assert.equal(kit.state, 'ready')
-    direct = new Redis({ port: server.port, host: '127.0.0.1' })
-    direct.on('error', () => {})
+    direct = testClient(server)
   })
 
   afterEach(async () => {
@@ -123,6 +123,8 @@ describe('replay: exactly once, in order, through a proxy that delays and cuts',
       kit.on('stateChange', listener)
       const lines = kit.logger.lines.length
       proxy.setLatency(latency)
+      // The scenario is 3 s of steady traffic: a flap needs time to show, and calls answered from
+      // memory return at once, so the loop is timed, paced at 20 ms (the pause overlaps the calls).
       const until = Date.now() + 3000
       while (Date.now() < until) {
         await Promise.all([kit.client.increment('steady'), kit.client.get('steady'), sleep(20)])

@@ -3,10 +3,12 @@
  * expiry without an EXPIRE per request, and all/ids/length/clear use SCAN scoped to the prefix.
  */
 import assert from 'node:assert/strict'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import request from 'supertest'
 import type { Kit, SessionOptions } from '../../lib/index.js'
+import { fakeClock } from '../helpers/clock.js'
 import { internals, testKit, waitForState, type RecordingLogger } from '../helpers/kit.js'
+import { testClient } from '../helpers/redis-client.js'
 import { RedisServer } from '../helpers/redis-server.js'
 import { login, redisSettled, sessionApp, sessionCookie, type SessionApp } from '../helpers/session-app.js'
 
@@ -41,8 +43,7 @@ describe('session store: touch throttling and SCAN', function () {
 
   beforeEach(async () => {
     server = await RedisServer.start()
-    direct = new Redis({ port: server.port, host: '127.0.0.1', maxRetriesPerRequest: 1 })
-    direct.on('error', () => {}) // it reconnects by itself after a kill
+    direct = testClient(server, { maxRetriesPerRequest: 1 }) // it reconnects by itself after a kill
   })
 
   afterEach(async () => {
@@ -80,11 +81,14 @@ describe('session store: touch throttling and SCAN', function () {
     })
 
     it('refreshes the TTL in Redis once the last write is older than touchAfterMs (sliding expiry)', async () => {
+      // The touch window is the store's arithmetic on Date.now(): a fake Date passes it. Only Date:
+      // the watchdog times the live connection with performance.now(), ioredis runs on real timers.
+      const clock = fakeClock(['Date'])
       const target = await app({ touchAfterMs: 1500 })
       const { cookie, sid } = await login(target, 'alice')
       await direct.pexpire(`session:${sid}`, SHORT)
       // Time passing on this instance's clock, not a wait for Redis.
-      await new Promise((resolve) => setTimeout(resolve, 1700))
+      await clock.tickAsync(1700)
       await request(target.app).get('/me').set('Cookie', cookie).expect(200)
       await redisSettled(target)
       assert.ok(await direct.pttl(`session:${sid}`) > DAY_MS - 60_000, 'the touch was sent')

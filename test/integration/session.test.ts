@@ -7,16 +7,15 @@ import assert from 'node:assert/strict'
 import { RedisStore } from 'connect-redis'
 import express from 'express'
 import session from 'express-session'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import request from 'supertest'
 import type { Kit } from '../../lib/index.js'
-import { internals, testKit, timed, waitForState, type RecordingLogger } from '../helpers/kit.js'
+import { internals, SLACK, testKit, timed, waitForState, type RecordingLogger } from '../helpers/kit.js'
+import { testClient } from '../helpers/redis-client.js'
 import { freePort, RedisServer } from '../helpers/redis-server.js'
 import { login, sessionApp, sessionCookie, signedCookie, TEST_SECRET, type SessionApp } from '../helpers/session-app.js'
 
 const TIMEOUT = 300
-/** Slack for a loaded 2-core machine; the point is "bounded", not "fast". */
-const SLACK = 700
 const DAY_MS = 24 * 60 * 60 * 1000
 
 type TestKit = Kit & { logger: RecordingLogger }
@@ -49,8 +48,7 @@ describe('session: failover store over a real Redis', function () {
 
   beforeEach(async () => {
     server = await RedisServer.start()
-    direct = new Redis({ port: server.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 })
-    direct.on('error', () => {}) // it reconnects by itself after a kill
+    direct = testClient(server, { lazyConnect: true, maxRetriesPerRequest: 1 }) // it reconnects by itself after a kill
   })
 
   afterEach(async () => {
@@ -206,7 +204,7 @@ describe('session: failover store over a real Redis', function () {
     const late = await RedisServer.start({ port })
     try {
       await waitForState(kit, 'ready')
-      const lateDirect = new Redis({ port, host: '127.0.0.1' })
+      const lateDirect = testClient(late)
       try {
         const raw = await lateDirect.get(`session:${sid}`)
         assert.ok(raw, 'the session was migrated to Redis')

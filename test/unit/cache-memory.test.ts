@@ -11,10 +11,15 @@ import express from 'express'
 import request from 'supertest'
 import { ALL_BYTES, createCacheApp, PNG } from '../helpers/cache-app.js'
 import { listen, rawRequest, type Listening } from '../helpers/cache-http.js'
+import { fakeClock } from '../helpers/clock.js'
 import { internals, eventually, testKit } from '../helpers/kit.js'
 import type { CacheOptions, Kit } from '../../lib/index.js'
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+/**
+ * Freshness windows are the kit's own: entries are judged by Date.now() and kept by the memory
+ * twin on performance.now(). No Redis here, so both can be faked and the tests jump ahead.
+ */
+const memoryClock = () => fakeClock(['Date', 'performance'])
 
 describe('kit.cache() in memory mode (enabled: false)', function () {
   this.timeout(20_000)
@@ -106,6 +111,7 @@ describe('kit.cache() in memory mode (enabled: false)', function () {
     const file = join(dir, 'report.bin')
     writeFileSync(file, Buffer.concat([Buffer.from('v1'), ALL_BYTES]))
     let sends = 0
+    const clock = memoryClock()
     const kit = testKit({ enabled: false })
     kits.push(kit)
     const server = express()
@@ -114,7 +120,7 @@ describe('kit.cache() in memory mode (enabled: false)', function () {
     listening.push(l)
     const first = await rawRequest(l.port, '/file')
     assert.ok(first.body.equals(Buffer.concat([Buffer.from('v1'), ALL_BYTES])))
-    await sleep(1050)
+    await clock.tickAsync(1050)
     writeFileSync(file, Buffer.concat([Buffer.from('v2'), ALL_BYTES]))
     const stale = await rawRequest(l.port, '/file')
     assert.equal(stale.headers['x-cache'], 'STALE')
@@ -127,12 +133,14 @@ describe('kit.cache() in memory mode (enabled: false)', function () {
   })
 
   it('never refreshes an entry from a HEAD request (its body would be empty)', async () => {
+    const clock = memoryClock()
     const { port, calls } = await app({ ttl: 1, staleWhileRevalidate: 60 })
     const full = await rawRequest(port, '/text')
-    await sleep(1050)
+    await clock.tickAsync(1050)
     const head = await rawRequest(port, '/text', { method: 'HEAD' })
     assert.deepEqual([head.headers['x-cache'], head.body.length], ['STALE', 0])
-    await sleep(50)
+    // A refresh starts when the server finishes the response, before this client has read all
+    // of it (same process, no Redis call in between): it would have run the handler by now.
     assert.equal(calls('text'), 1, 'HEAD did not run the handler in the background')
     const get = await rawRequest(port, '/text')
     assert.equal(get.headers['x-cache'], 'STALE')
@@ -143,9 +151,10 @@ describe('kit.cache() in memory mode (enabled: false)', function () {
 
   it('answers stale on a 5xx within staleIfError, keeping upstream headers and dropping the failure\'s', async () => {
     const upstream = (_req: express.Request, res: express.Response, next: express.NextFunction): void => { res.setHeader('x-upstream', 'yes'); next() }
+    const clock = memoryClock()
     const { http, state } = await app({ ttl: 0.2, staleIfError: 60 }, { before: [upstream] })
     const good = await http.get('/flaky').expect(200)
-    await sleep(250)
+    await clock.tickAsync(250)
     state.failing = true
     state.failMode = 'throw'
     const stale = await http.get('/flaky').expect(200)

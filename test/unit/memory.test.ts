@@ -2,14 +2,19 @@ import assert from 'node:assert/strict'
 import { MemoryStore } from '../../lib/core/memory.js'
 import { decodeValue, encodeValue } from '../../lib/core/codec.js'
 import { compose, OutageJournal, type KeyEffect } from '../../lib/core/journal.js'
+import { fakeClock } from '../helpers/clock.js'
 
 describe('MemoryStore (the memory twin)', () => {
-  it('expires entries after their TTL and keeps entries without one', async () => {
+  it('expires entries after their TTL and keeps entries without one', () => {
+    // The twin's TTLs run on performance.now() (lru-cache): a fake one jumps to the expiry.
+    const clock = fakeClock(['performance'], { advance: false })
     const store = new MemoryStore({ maxEntries: 10, maxBytes: 10_000 })
     store.set('short', 'a', 30)
     store.set('forever', 'b')
     assert.equal(store.get('short'), 'a')
-    await new Promise((r) => setTimeout(r, 60))
+    clock.tick(29)
+    assert.equal(store.get('short'), 'a', 'not before its TTL')
+    clock.tick(2)
     assert.equal(store.get('short'), undefined)
     assert.equal(store.has('short'), false)
     assert.equal(store.get('forever'), 'b')
