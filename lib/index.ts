@@ -4,13 +4,12 @@ export type { KeyValueClient } from './client/index.js'
 export { KitError, type KitErrorCode } from './core/errors.js'
 export { redactUrl } from './core/config.js'
 export type { CacheOptions, InvalidateTarget } from './cache/index.js'
-export {
-  FailoverRateLimitStore, type FailoverRateLimitStoreOptions, type RateLimitOptions, type RateLimitStoreOptions,
-  type RedisDownPolicy,
+export type {
+  FailoverRateLimitStore, FailoverRateLimitStoreOptions, RateLimitOptions, RateLimitStoreOptions, RedisDownPolicy,
 } from './rate-limit/index.js'
-export {
-  FailoverSessionStore, type SessionCallback, type SessionMiddleware, type SessionOptions, type SessionSerializer,
-  type SessionStoreOptions, type StoredSession,
+export type {
+  FailoverSessionStore, SessionCallback, SessionMiddleware, SessionOptions, SessionSerializer, SessionStoreOptions,
+  StoredSession,
 } from './session/index.js'
 export type {
   Backend, InDoubtWrite, JournalOptions, KitEvents, KitOptions, KitState, KitValue, Logger, MemoryOptions,

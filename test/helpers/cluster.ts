@@ -7,9 +7,10 @@
  * tracked redis-server process): they would deserve a file of their own, but this change may only
  * add the helper files it was asked for.
  */
+import { stripVTControlCharacters } from 'node:util'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer, Socket } from 'node:net'
+import { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './redis-server.js'
@@ -156,16 +157,6 @@ process.once('exit', () => {
     child.kill('SIGKILL')
   }
 })
-
-/** Asks the kernel whether a loopback port can be bound right now. */
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer()
-    server.unref()
-    server.once('error', () => resolve(false))
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
-  })
-}
 
 /** A free port not in `taken` (the kernel may hand out a port it just gave us, since we closed it). */
 export async function freePortExcept(taken: Set<number>): Promise<number> {
@@ -440,7 +431,7 @@ export class RedisCluster {
       child.once('exit', (code) => {
         running.delete(child)
         // redis-cli colours its output even into a pipe; strip that for error messages.
-        const plain = text.replace(/\x1b\[[0-9;]*m/g, '')
+        const plain = stripVTControlCharacters(text)
         if (code === 0) resolve(plain)
         else reject(new Error(`redis-cli --cluster create exited with ${code}: ${plain}`))
       })

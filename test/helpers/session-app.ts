@@ -38,7 +38,7 @@ export function sessionApp(kit: Kit, options: Partial<SessionOptions> = {}, flav
   app.use(middleware)
   app.post('/login', (req: Request, res: Response, next: NextFunction) => {
     const signIn = (): void => {
-      req.session.user = String(req.query.user ?? 'alice')
+      req.session.user = String(typeof req.query.user === 'string' ? req.query.user : 'alice')
       res.json({ user: req.session.user, sid: req.sessionID })
     }
     // ?regenerate=1: a new session id at login, the usual defence against session fixation.

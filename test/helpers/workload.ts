@@ -50,7 +50,7 @@ function appFor(kit: Kit): express.Express {
   const app = express()
   app.use(kit.session({ secret: TEST_SECRET }))
   const limiter = kit.rateLimit({ name: 'load', windowMs: 600_000, limit: 1_000_000, keyGenerator: (req) => String(req.headers['x-client']) })
-  app.post('/login', (req, res) => { req.session.user = String(req.query.user); res.json({ sid: req.sessionID }) })
+  app.post('/login', (req, res) => { req.session.user = typeof req.query.user === 'string' ? req.query.user : ''; res.json({ sid: req.sessionID }) })
   app.get('/me', (req, res) => { res.status(req.session.user ? 200 : 401).json({ user: req.session.user ?? null }) })
   app.post('/logout', (req, res, next) => { req.session.destroy((error) => { if (error) next(error); else res.json({ ok: true }) }) })
   app.get('/limited', limiter, (_req, res) => { res.json({ ok: true }) })
@@ -156,7 +156,7 @@ export class Workload {
           const res = await this.send('POST', `/login?user=${user}`)
           const set = res.headers.get('set-cookie')
           if (res.ok && set) {
-            cookie = set.split(';')[0] as string
+            cookie = set.split(';')[0]
             sid = ((await res.json()) as { sid: string }).sid
             tally.live.set(sid, user)
           }

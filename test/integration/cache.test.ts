@@ -347,7 +347,7 @@ describe('kit.cache() on Redis', function () {
   })
 
   it('works with Express 4 (send, json, streams, HEAD, Vary)', async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     const express4 = require('express4') as () => express.Express
     const { port, calls } = await app({}, { expressModule: express4 })
     for (const path of ['/json/4', '/png', '/stream', '/write']) {

@@ -56,7 +56,7 @@ describe('exactly once: the journal and every call under faults, with concurrent
       await waitForReplay(kit, 20_000)
     } catch (error) {
       await load.stop()
-      throw new Error(`${(error as Error).message}; pending ${internals(kit).pending}; error ${internals(kit).lastError?.message}\n${kit.logger.lines.join('\n')}`)
+      throw new Error(`${(error as Error).message}; pending ${internals(kit).pending}; error ${internals(kit).lastError?.message}\n${kit.logger.lines.join('\n')}`, { cause: error })
     }
     await load.advance(600, 60) // and keeps running on Redis after it
     const result = await load.stop()

@@ -79,7 +79,7 @@ describe('health router', () => {
   })
 
   it('works mounted on an Express 4 app (smoke test)', async () => {
-    const app = appFor(kit, express4 as unknown as typeof express)
+    const app = appFor(kit, express4)
     const res = await request(app).get('/health/redis').expect(200)
     assert.equal(res.body.status, 'healthy')
     await request(app).get('/health').expect(200)

@@ -21,7 +21,6 @@ type Op =
 
 type FaultKind = 'kill' | 'hang' | 'client-kill' | 'pause-writes' | 'slow'
 interface Fault { fault: FaultKind; during: Op[] }
-type Step = Op | Fault
 
 const KEYS = ['a', 'b', 'c', 'n1', 'n2']
 const key = fc.constantFrom(...KEYS)

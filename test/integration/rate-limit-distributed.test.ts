@@ -29,7 +29,7 @@ async function spawnApp(env: Record<string, string>): Promise<AppProcess> {
   const waiters: (() => void)[] = []
   let resolveUrl: (url: string) => void = () => {}
   const url = new Promise<string>((resolve) => { resolveUrl = resolve })
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  createInterface({ input: child.stdout }).on('line', (line) => {
     const message = JSON.parse(line) as { url?: string; state: KitState }
     states.push(message.state)
     if (message.url) resolveUrl(message.url)

@@ -34,7 +34,7 @@ function beforeNextBatch(kit: Kit, before: () => void): void {
       before()
     }
     return original.apply(this, args)
-  } as Eval
+  }
 }
 
 describe('replay: exactly once, in order, through a proxy that delays and cuts', function () {

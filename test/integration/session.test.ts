@@ -257,7 +257,7 @@ describe('session: failover store over a real Redis', function () {
       store: new RedisStore({ client: direct, prefix: 'session:' }), secret: TEST_SECRET, name: 'sid',
       resave: false, saveUninitialized: false, cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure: false },
     }))
-    raw.post('/login', (req, res) => { req.session.user = String(req.query.user); res.json({ sid: req.sessionID }) })
+    raw.post('/login', (req, res) => { req.session.user = typeof req.query.user === 'string' ? req.query.user : ''; res.json({ sid: req.sessionID }) })
     const reference = (await request(raw).post('/login?user=ivan').expect(200)).body.sid as string
     const expected = await direct.get(`session:${reference}`)
 

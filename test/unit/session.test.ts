@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import request from 'supertest'
-import { FailoverSessionStore, KitError, type Kit } from '../../lib/index.js'
+import { KitError, type Kit } from '../../lib/index.js'
 import { internals, testKit, type RecordingLogger } from '../helpers/kit.js'
 import { freePort } from '../helpers/redis-server.js'
 import { sessionApp, sessionCookie, TEST_SECRET } from '../helpers/session-app.js'
@@ -75,7 +75,7 @@ describe('kit.session(): options and secure defaults', () => {
 
   it('rejects cookie options express-session would only fail on per request', () => {
     const kit = memoryKit()
-    const cookie = (value: object) => () => kit.session({ secret: TEST_SECRET, cookie: value as never })
+    const cookie = (value: object) => () => kit.session({ secret: TEST_SECRET, cookie: value })
     assert.throws(cookie({ maxAge: '1h' }), isInvalidOption(/cookie\.maxAge.*positive number of milliseconds/))
     assert.throws(cookie({ maxAge: -5 }), isInvalidOption(/cookie\.maxAge/))
     assert.throws(cookie({ expires: 'tomorrow' }), isInvalidOption(/cookie\.expires.*valid Date/))
@@ -148,11 +148,11 @@ describe('kit.session(): options and secure defaults', () => {
     assert.throws(() => kit.sessionStore({ ttlMs: -1 }), isInvalidOption(/ttlMs/))
     const store = kit.sessionStore({ ttlMs: 60_000 })
     const cookie = { originalMaxAge: null, expires: null, httpOnly: true, path: '/' } as never
-    await store.set('one', { cookie, user: 'u1' } as never)
-    await new Promise<void>((resolve, reject) => store.set('two', { cookie, user: 'u2' } as never, (error) => error ? reject(error) : resolve()))
+    await store.set('one', { cookie, user: 'u1' })
+    await new Promise<void>((resolve, reject) => store.set('two', { cookie, user: 'u2' }, (error) => error ? reject(error) : resolve()))
     assert.equal(((await store.get('one')) as { user?: string }).user, 'u1')
     assert.equal(await store.get('missing'), null)
-    await store.touch('one', { cookie } as never)
+    await store.touch('one', { cookie })
     assert.deepEqual((await store.ids()).sort(), ['one', 'two'])
     assert.equal(await store.length(), 2)
     assert.deepEqual((await store.all()).map((s) => `${s.id}:${(s as { user?: string }).user}`).sort(), ['one:u1', 'two:u2'])
