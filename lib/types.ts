@@ -40,12 +40,59 @@ export interface JournalOptions {
   maxBytes: number
 }
 
+/** The start-up nodes of a Redis Cluster; the kit discovers the rest. */
+export interface ClusterOptionsInput {
+  /** `'host:port'` strings or `{ host, port }`. */
+  nodes: readonly (string | { host: string; port: number })[]
+}
+
+/** A master watched by Redis Sentinel: the kit asks the sentinels where it is, and follows failovers. */
+export interface SentinelOptionsInput {
+  /** The sentinels, `'host:port'` strings or `{ host, port }` (port 26379 when left out). */
+  nodes: readonly (string | { host: string; port: number })[]
+  /** The name the sentinels monitor the master under (`sentinel monitor <name> …`). */
+  name: string
+  /** The sentinels' own password (`requirepass` in sentinel.conf). Defaults to none. */
+  password?: string
+  /** The sentinels' ACL user. Defaults to none. */
+  username?: string
+}
+
+/** TLS to Redis (and to the sentinels). PEM text or Buffers. */
+export interface TlsOptionsInput {
+  /** The CA(s) that signed the server certificate, for a private CA. Defaults to Node's trusted CAs. */
+  ca?: string | Buffer | readonly (string | Buffer)[]
+  /** Client certificate, for servers that require one (mutual TLS, `tls-auth-clients yes`). */
+  cert?: string | Buffer | readonly (string | Buffer)[]
+  /** The client certificate's private key. */
+  key?: string | Buffer | readonly (string | Buffer)[]
+  passphrase?: string
+  /** The host name the server certificate was issued for, when it differs from the one connected to. */
+  servername?: string
+  /** Verify the server certificate. Defaults to `true`; `false` is for tests only. */
+  rejectUnauthorized?: boolean
+}
+
 export interface KitOptions {
   /**
    * Redis URL; `rediss://` turns TLS on. A password in the URL is used and redacted in all output.
-   * Defaults to `REDIS_URL`, else `redis://localhost:6379`.
+   * Defaults to `REDIS_URL`, else `redis://localhost:6379` (when no cluster or sentinel is configured).
    */
   url: string
+  /** A Redis Cluster instead of one server. Defaults to `REDIS_CLUSTER_NODES`, else none. */
+  cluster: ClusterOptionsInput
+  /**
+   * A Sentinel-watched master instead of one server. Defaults to `REDIS_SENTINELS` with
+   * `REDIS_SENTINEL_NAME`, `REDIS_SENTINEL_PASSWORD`, `REDIS_SENTINEL_USERNAME`, else none.
+   */
+  sentinel: SentinelOptionsInput
+  /**
+   * TLS: `true`, or the CA / client certificate to use. Defaults to on for `rediss://` or when
+   * `REDIS_TLS` or a `REDIS_TLS_CA_FILE` / `_CERT_FILE` / `_KEY_FILE` / `_SERVERNAME` is set, else off.
+   */
+  tls: boolean | TlsOptionsInput
+  /** ACL user name. Defaults to `REDIS_USERNAME`, else the URL's user, else none (`default`). */
+  username: string
   /** Redis password (overrides one in the URL). Defaults to `REDIS_PASSWORD`, else none. */
   password: string
   /** Database index. Defaults to `REDIS_DB`, else the URL's path (`/2`), else `0`. */

@@ -2,17 +2,23 @@
  * Explicit options and the environment, parsed once into a fully-required config.
  * Everything wrong is reported here, at start-up, with the option's name and the fix.
  */
+import type { ConnectionOptions } from 'node:tls'
+import type { JournalOptions, KitOptions, Logger, MemoryOptions } from '../types.js'
 import { invalidOption } from './errors.js'
 import { Options } from './options.js'
-import type { JournalOptions, KitOptions, Logger, MemoryOptions } from '../types.js'
 import type { RedisClient } from './redis-types.js'
+import { describeTopology, parseTls, parseTopology, type Topology } from './topology.js'
 
 export interface KitConfig {
   enabled: boolean
-  url: URL
-  /** The URL with any password replaced by `***`: safe for logs, errors and health output. */
-  redactedUrl: string
-  tls: boolean
+  /** One server, a Cluster or a Sentinel-watched master (topology.ts). */
+  topology: Topology
+  /** The server's URL, for one server (not for a Cluster or Sentinel). */
+  url: URL | undefined
+  /** Where the kit connects, without secrets: safe for logs, errors and health output. */
+  server: string
+  /** TLS settings, or undefined for plain TCP. */
+  tls: ConnectionOptions | undefined
   password: string | undefined
   username: string | undefined
   db: number
@@ -29,10 +35,9 @@ export interface KitConfig {
   env: Readonly<Record<string, string | undefined>>
 }
 
-const DEFAULT_URL = 'redis://localhost:6379'
 const KNOWN_OPTIONS: readonly (keyof KitOptions)[] = [
-  'url', 'password', 'db', 'enabled', 'keyPrefix', 'commandTimeoutMs', 'connectTimeoutMs',
-  'healthTimeoutMs', 'maxRetryDelayMs', 'memory', 'journal', 'logger', 'redis', 'env',
+  'url', 'cluster', 'sentinel', 'tls', 'username', 'password', 'db', 'enabled', 'keyPrefix', 'commandTimeoutMs',
+  'connectTimeoutMs', 'healthTimeoutMs', 'maxRetryDelayMs', 'memory', 'journal', 'logger', 'redis', 'env',
 ]
 
 const options = new Options('')
@@ -105,20 +110,30 @@ export function resolveConfig(raw: Readonly<Partial<KitOptions>> = {}): KitConfi
     ? parseBoolean(given.enabled, '`enabled`')
     : nonEmpty(env.ENABLE_REDIS) !== undefined ? parseBoolean(env.ENABLE_REDIS as string, 'ENABLE_REDIS') : true
 
-  const urlSource = given.url !== undefined ? '`url`' : nonEmpty(env.REDIS_URL) ? 'REDIS_URL' : 'default url'
-  const rawUrl = given.url ?? nonEmpty(env.REDIS_URL) ?? DEFAULT_URL
-  if (typeof rawUrl !== 'string') throw invalidOption('`url`', 'must be a string', 'Use redis://host:6379.')
-  const url = parseUrl(rawUrl, urlSource)
-
-  const password = given.password ?? nonEmpty(env.REDIS_PASSWORD)
-    ?? (url.password ? decodeURIComponent(url.password) : undefined)
+  if (given.redis !== undefined && (given.url !== undefined || given.cluster !== undefined || given.sentinel !== undefined)) {
+    throw invalidOption('`redis`', 'is given together with `url`, `cluster` or `sentinel`', 'Pass either your own client or where to connect, not both.')
+  }
+  const topology = parseTopology(given, env, parseUrl)
+  const url = topology.kind === 'standalone' ? topology.url : undefined
+  const fromUrl = (part: string): string | undefined => (part ? decodeURIComponent(part) : undefined)
+  const password = given.password ?? nonEmpty(env.REDIS_PASSWORD) ?? fromUrl(url?.password ?? '')
   if (password !== undefined && typeof password !== 'string') {
     throw invalidOption('`password`', 'must be a string', 'Pass the password as text or set REDIS_PASSWORD.')
   }
-  const urlDb = url.pathname.replace(/^\//, '')
+  const username = options.string(given.username, 'username', '', 'Pass the ACL user name as text.') || nonEmpty(env.REDIS_USERNAME) || fromUrl(url?.username ?? '')
+  const urlDb = url?.pathname.replace(/^\//, '') ?? ''
   const db = given.db !== undefined ? parseDb(given.db, '`db`')
     : nonEmpty(env.REDIS_DB) !== undefined ? parseDb(env.REDIS_DB as string, 'REDIS_DB')
-      : urlDb ? parseDb(urlDb, `the database in ${urlSource}`) : 0
+      : urlDb ? parseDb(urlDb, 'the database in the URL') : 0
+  if (topology.kind === 'cluster' && db !== 0) {
+    throw invalidOption(given.db !== undefined ? '`db`' : 'REDIS_DB', `is ${db} with a Redis Cluster`, 'A Cluster has database 0 only: remove it, and use `keyPrefix` to separate apps.')
+  }
+  const tls = parseTls(given.tls, env, url?.protocol === 'rediss:', parseBoolean)
+  const server = describeTopology(topology, tls !== undefined, (u) => {
+    const safe = new URL(u.toString())
+    if (password !== undefined || safe.password) safe.password = '***'
+    return redactUrl(safe)
+  })
 
   const keyPrefix = options.string(given.keyPrefix, 'keyPrefix', '', "Use a string, e.g. 'myapp:'.")
   const memory = given.memory ?? {}
@@ -130,15 +145,14 @@ export function resolveConfig(raw: Readonly<Partial<KitOptions>> = {}): KitConfi
     throw invalidOption('`redis`', 'is not an ioredis client', 'Pass new Redis(...) from ioredis, or use `url`.')
   }
 
-  const safeUrl = new URL(url.toString())
-  if (password !== undefined) safeUrl.password = '***'
   return {
     enabled,
+    topology,
     url,
-    redactedUrl: redactUrl(safeUrl),
-    tls: url.protocol === 'rediss:',
+    server,
+    tls,
     password,
-    username: url.username ? decodeURIComponent(url.username) : undefined,
+    username,
     db,
     keyPrefix,
     commandTimeoutMs: options.milliseconds(given.commandTimeoutMs, 'commandTimeoutMs', 300),
@@ -160,9 +174,10 @@ export function resolveConfig(raw: Readonly<Partial<KitOptions>> = {}): KitConfi
 }
 
 /** Removes a secret from any text before it leaves the kit (errors, logs, health output). */
-export function redactText(text: string, config: Pick<KitConfig, 'password'>): string {
+export function redactText(text: string, config: Pick<KitConfig, 'password'> & { topology?: Topology }): string {
   let out = text.replace(/(rediss?:\/\/[^:@/\s]*:)[^@\s]+@/g, '$1***@')
-  if (config.password) out = out.split(config.password).join('***')
+  const secrets = [config.password, config.topology?.kind === 'sentinel' ? config.topology.password : undefined]
+  for (const secret of secrets) if (secret) out = out.split(secret).join('***')
   return out
 }
 

@@ -86,7 +86,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     this.ownsClient = config.redis === undefined
     const client = config.redis ?? createRedisClient(config)
     this.client = client
-    this.server = this.ownsClient ? config.redactedUrl : describeClient(client)
+    this.server = this.ownsClient ? config.server : describeClient(client)
     const risky = this.ownsClient ? undefined : settingsWarning(client)
     if (risky) this.log.warn('ERR_KIT_CLIENT_SETTINGS', risky)
     this.recovery = new Recovery(this.recoveryHost(client))

@@ -9,7 +9,7 @@
  * the real reply in the background, so the kit learns whether a call it gave up on ran.
  */
 import { isIP } from 'node:net'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { KitConfig } from './config.js'
 import { isCluster, type RedisClient } from './redis-types.js'
 
@@ -19,30 +19,72 @@ export function retryDelay(attempt: number, maxDelayMs: number): number {
   return Math.max(10, Math.round(exponential * (0.5 + Math.random() * 0.5)))
 }
 
-export function createRedisClient(config: KitConfig, overrides: Partial<RedisOptions> = {}): Redis {
-  const { url } = config
-  return new Redis({
-    host: url.hostname.replace(/^\[|\]$/g, ''),
-    port: url.port ? Number(url.port) : 6379,
+/** The fail-fast settings every connection of the kit gets (one server, each Cluster node). */
+function nodeOptions(config: KitConfig): RedisOptions {
+  return {
     ...(config.username !== undefined ? { username: config.username } : {}),
     ...(config.password !== undefined ? { password: config.password } : {}),
-    db: config.db,
-    // SNI takes a host name, never an IP address (RFC 6066).
-    ...(config.tls ? { tls: isIP(url.hostname.replace(/^\[|\]$/g, '')) ? {} : { servername: url.hostname } } : {}),
-    lazyConnect: true,
+    ...(config.tls !== undefined ? { tls: config.tls } : {}),
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    // Commands issued in one event-loop turn leave in one socket write: under concurrent requests
-    // the write syscall, not Redis, is the client's main cost.
-    enableAutoPipelining: true,
     connectTimeout: config.connectTimeoutMs,
-    retryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
     connectionName: 'express-redis-kit',
     // ioredis arms this timer even for a socket that already died (ECONNREFUSED) and never
     // clears it, so close() would keep the process alive for the default 2 s.
     disconnectTimeout: 100,
-    ...overrides,
+  }
+}
+
+/** TLS for one host: SNI takes a host name, never an IP address (RFC 6066). */
+function tlsFor(config: KitConfig, host: string): RedisOptions['tls'] {
+  if (config.tls === undefined) return undefined
+  return config.tls.servername !== undefined || isIP(host) !== 0 ? config.tls : { ...config.tls, servername: host }
+}
+
+export function createRedisClient(config: KitConfig, overrides: Partial<RedisOptions> = {}): RedisClient {
+  const { topology } = config
+  // Commands issued in one event-loop turn leave in one socket write: under concurrent requests
+  // the write syscall, not Redis, is the client's main cost.
+  const shared = { ...nodeOptions(config), enableAutoPipelining: true, lazyConnect: true, ...overrides }
+  if (topology.kind === 'cluster') {
+    return new Cluster(topology.nodes, {
+      redisOptions: { ...nodeOptions(config), ...overrides },
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      lazyConnect: true,
+      // MOVED, ASK, TRYAGAIN and CLUSTERDOWN are answers Redis gives before running a command, so
+      // retrying them is safe; a command lost with its connection is not retried (it may have run).
+      retryDelayOnFailover: 0,
+      clusterRetryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
+      ...(config.tls !== undefined ? { dnsLookup: (address, callback) => callback(null, address) } : {}),
+    })
+  }
+  if (topology.kind === 'sentinel') {
+    return new Redis({
+      ...shared,
+      sentinels: topology.nodes,
+      name: topology.name,
+      db: config.db,
+      ...(topology.password !== undefined ? { sentinelPassword: topology.password } : {}),
+      ...(topology.username !== undefined ? { sentinelUsername: topology.username } : {}),
+      ...(config.tls !== undefined ? { enableTLSForSentinelMode: true, sentinelTLS: config.tls } : {}),
+      // Follows the sentinels' +switch-master announcements instead of waiting for the old
+      // master's connection to fail.
+      failoverDetector: true,
+      sentinelRetryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
+      retryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
+    })
+  }
+  const { url } = topology
+  const host = url.hostname.replace(/^\[|\]$/g, '')
+  return new Redis({
+    ...shared,
+    host,
+    port: url.port ? Number(url.port) : 6379,
+    db: config.db,
+    ...(config.tls !== undefined ? { tls: tlsFor(config, host) } : {}),
+    retryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
   })
 }
 

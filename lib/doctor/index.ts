@@ -31,7 +31,8 @@ function parseInfo(text: string): Record<string, string> {
 
 /** Plain-language reading of a connection failure. */
 export function diagnose(error: Error, config: KitConfig): string[] {
-  const host = `${config.url.hostname}:${config.url.port || 6379}`
+  const host = config.url ? `${config.url.hostname}:${config.url.port || 6379}` : config.server
+  const hostname = config.url?.hostname ?? config.server
   const text = `${error.message} ${(error as { code?: string }).code ?? ''}`
   if (/WRONGPASS|invalid password|invalid username-password/i.test(text)) {
     return ['Authentication failed: the password (REDIS_PASSWORD or the URL) is wrong for this server. Check it matches `requirepass` (or the ACL user).']
@@ -46,7 +47,7 @@ export function diagnose(error: Error, config: KitConfig): string[] {
     return [`Nothing accepts connections on ${host}: start Redis (e.g. \`docker compose up -d redis\`) or correct REDIS_URL.`]
   }
   if (/ENOTFOUND|EAI_AGAIN/.test(text)) {
-    return [`The host name \`${config.url.hostname}\` does not resolve: correct REDIS_URL.`]
+    return [`The host name \`${hostname}\` does not resolve: correct REDIS_URL.`]
   }
   if (config.tls && /wrong version number|EPROTO|ssl|tls|ECONNRESET|socket hang up|ETIMEDOUT|timed out/i.test(text)) {
     return [`TLS handshake failed with ${host}: REDIS_URL uses rediss:// but the server does not seem to speak TLS on this port. Use redis://, or the server's TLS port (if it does speak TLS, check firewalls and \`bind\`).`]
@@ -69,11 +70,11 @@ function connectOnce(config: KitConfig, timeoutMs: number): Promise<Redis> {
   })
   let lastError: Error | undefined
   client.on('error', (error: Error) => { lastError = error })
-  return new Promise((resolve, reject) => {
+  return new Promise<Redis>((resolve, reject) => {
     const timer = setTimeout(() => { client.disconnect(); reject(lastError ?? new Error(`not ready within ${timeoutMs} ms (timed out)`)) }, timeoutMs + 200)
     client.connect().then(
       // ioredis reports a failed SELECT only as an 'error' event and carries on in database 0.
-      () => { clearTimeout(timer); if (lastError) { client.disconnect(); reject(lastError) } else resolve(client) },
+      () => { clearTimeout(timer); if (lastError) { client.disconnect(); reject(lastError) } else resolve(client as Redis) },
       (error: Error) => { clearTimeout(timer); client.disconnect(); reject(lastError ?? error) },
     )
   })
@@ -84,7 +85,7 @@ export async function runDoctor(options: Readonly<Partial<KitOptions>> = {}, tim
   const report: DoctorReport = {
     ok: false,
     config: {
-      url: config.redactedUrl, db: config.db, tls: config.tls,
+      url: config.server, db: config.db, tls: config.tls !== undefined,
       password: config.password === undefined ? 'not set' : 'set', enabled: config.enabled,
     },
     diagnosis: [],

@@ -14,18 +14,18 @@ function rejects(fn: () => unknown, pattern: RegExp): void {
 describe('config', () => {
   it('defaults to redis://localhost:6379, db 0, enabled, 300 ms command timeout', () => {
     const config = resolveConfig({ env: {} })
-    assert.equal(config.url.hostname, 'localhost')
-    assert.equal(config.url.port, '6379')
+    assert.equal(config.url?.hostname, 'localhost')
+    assert.equal(config.url?.port, '6379')
     assert.equal(config.db, 0)
     assert.equal(config.enabled, true)
-    assert.equal(config.tls, false)
+    assert.equal(config.tls, undefined, 'plain TCP')
     assert.equal(config.commandTimeoutMs, 300)
   })
 
   it('reads REDIS_URL, REDIS_PASSWORD, REDIS_DB and ENABLE_REDIS', () => {
     const config = resolveConfig({ env: { REDIS_URL: 'rediss://cache.example:6380', REDIS_PASSWORD: 'pw', REDIS_DB: '3', ENABLE_REDIS: 'No' } })
-    assert.equal(config.tls, true)
-    assert.equal(config.url.port, '6380')
+    assert.deepEqual(config.tls, {}, 'rediss:// turns TLS on')
+    assert.equal(config.url?.port, '6380')
     assert.equal(config.password, 'pw')
     assert.equal(config.db, 3)
     assert.equal(config.enabled, false)
@@ -33,7 +33,7 @@ describe('config', () => {
 
   it('lets options override the environment', () => {
     const config = resolveConfig({ url: 'redis://127.0.0.1:7000/4', db: 1, enabled: true, env: { REDIS_URL: 'redis://other:1', REDIS_DB: '9', ENABLE_REDIS: 'false' } })
-    assert.equal(config.url.port, '7000')
+    assert.equal(config.url?.port, '7000')
     assert.equal(config.db, 1)
     assert.equal(config.enabled, true)
   })
@@ -85,12 +85,12 @@ describe('config', () => {
     assert.equal(redactUrl('redis://user:s3cret@host:6379/0'), 'redis://user:***@host:6379/0')
     const config = resolveConfig({ url: 'redis://:s3cret@host:6379', env: {} })
     assert.equal(config.password, 's3cret')
-    assert.ok(!config.redactedUrl.includes('s3cret'))
+    assert.ok(!config.server.includes('s3cret'))
     assert.equal(redactText('AUTH failed for s3cret at redis://:s3cret@host', config), 'AUTH failed for *** at redis://:***@host')
   })
 
   it('redacts a password given separately from the URL in the redacted URL', () => {
     const config = resolveConfig({ url: 'redis://host:6379', password: 'pw1', env: {} })
-    assert.equal(config.redactedUrl, 'redis://:***@host:6379')
+    assert.equal(config.server, 'redis://:***@host:6379')
   })
 })
