@@ -25,6 +25,7 @@ import { createRedisClient, describeClient, settingsWarning } from './redis-clie
 import type { RedisClient } from './redis-types.js'
 import { Replayer, type ReplayReport } from './replay.js'
 import { Router } from './router.js'
+import { verifyServer } from './verify.js'
 import { Watchdog, within, type Verdict } from './watchdog.js'
 
 /** Below this, a stall verdict trips on a healthy Redis answering a burst on a loaded machine. */
@@ -221,6 +222,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
       wantsRedis: () => !this.closed && (this.currentState === 'connecting' || this.currentState === 'degraded'),
       initial: () => this.currentState === 'connecting',
       blocked: () => this.selectFailed,
+      verify: (target) => verifyServer(target, this.config.topology, this.config.keyPrefix, Math.max(this.config.commandTimeoutMs, 1000)),
       noteError: (error) => { this.error = this.redact(error) },
       resumed: (awaited, sent, lastBatches) => this.resumed(awaited, sent, lastBatches),
       failed: (error) => this.degrade(error),

@@ -16,6 +16,9 @@ export type Outcome = 'not-run' | 'in-doubt' | 'data'
 const REFUSED_BEFORE_RUNNING = new Set([
   'LOADING', 'BUSY', 'MASTERDOWN', 'READONLY', 'MISCONF', 'OOM', 'NOREPLICAS', 'CLUSTERDOWN', 'TRYAGAIN',
   'NOAUTH', 'WRONGPASS',
+  // An ACL refusal is a configuration error, but the write did not run: keep it (journaled) rather
+  // than lose it, and stay on memory until the rights check of the comeback passes (verify.ts).
+  'NOPERM',
 ])
 /** Refusals of writes only: such a Redis still answers PING. */
 const WRITE_REFUSALS = new Set(['READONLY', 'MISCONF', 'OOM', 'NOREPLICAS'])

@@ -36,6 +36,8 @@ export interface RecoveryHost {
   initial(): boolean
   /** A reason Redis must not be used even though it answers (a database it does not have). */
   blocked(): Error | undefined
+  /** Checks the server is one the kit can use (verify.ts); throws why not. */
+  verify(client: RedisClient): Promise<void>
   /** The latest reason recovery did not happen, for logs and health. */
   noteError(error: unknown): void
   /**
@@ -167,6 +169,7 @@ export class Recovery {
   private async comeback(client: RedisClient): Promise<void> {
     const { replayer } = this.host
     try {
+      await this.host.verify(client)
       await replayer.checkWrites(client)
       await replayer.drain(client)
     } catch (error) {
