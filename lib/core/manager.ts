@@ -12,6 +12,7 @@
  * harmless, and otherwise reports it (`inDoubt` event, one count in the log line of the comeback).
  */
 import { EventEmitter } from 'node:events'
+import calculateSlot from 'cluster-key-slot'
 import type { Backend, KitEvents, KitState } from '../types.js'
 import { redactError, redactText, type KitConfig } from './config.js'
 import { FeatureContext } from './context.js'
@@ -64,7 +65,11 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     this.log = new Log(config.logger, (text) => redactText(text, config))
     this.journal = new OutageJournal(config.journal, (feature, key) => this.journalFull(feature, key))
     this.features = new Features(config.memory)
-    this.replayer = new Replayer({ keyPrefix: config.keyPrefix, journal: this.journal, stepTimeoutMs: Math.max(config.commandTimeoutMs, 1000) })
+    const clustered = config.topology.kind === 'cluster' || config.redis?.isCluster === true
+    this.replayer = new Replayer({
+      keyPrefix: config.keyPrefix, journal: this.journal, stepTimeoutMs: Math.max(config.commandTimeoutMs, 1000),
+      ...(clustered ? { slotOf: (key: string) => calculateSlot(key) } : {}),
+    })
     this.watchdog = new Watchdog(Math.min(STALL_FLOOR_MS, config.commandTimeoutMs), config.commandTimeoutMs, this.onHang)
     this.router = new Router({
       watchdog: this.watchdog,

@@ -13,6 +13,7 @@
  * `unlink-set`) are idempotent multi-step tasks replayed between batches, each step bounded.
  */
 import { randomBytes } from 'node:crypto'
+import calculateSlot from 'cluster-key-slot'
 import type { Effect, KeyEffect, OutageJournal, TaskEffect } from './journal.js'
 import { LuaScript } from './lua.js'
 import { classify } from './outage.js'
@@ -127,6 +128,21 @@ export interface ReplayOptions {
   journal: OutageJournal
   /** How long one replay step may wait for its reply. */
   stepTimeoutMs: number
+  /** On a Cluster: the hash slot of a key (batches must keep to one slot). */
+  slotOf?: (key: string) => number
+}
+
+const slotTags = new Map<number, string>()
+let nextCandidate = 0
+
+/** A short hash tag whose slot is `slot` (found by trying candidates once; cached for the process). */
+function tagForSlot(slot: number): string {
+  while (!slotTags.has(slot)) {
+    const candidate = (nextCandidate++).toString(36)
+    const found = calculateSlot(candidate)
+    if (!slotTags.has(found)) slotTags.set(found, candidate)
+  }
+  return slotTags.get(slot) as string
 }
 
 export class Replayer {
@@ -174,9 +190,9 @@ export class Replayer {
     for (;;) {
       if (this.owed.length === 0) {
         if (this.finishable()) return
-        const step = this.take()
-        if (!step) return
-        this.owed.push(step)
+        const steps = this.take()
+        if (steps.length === 0) return
+        this.owed.push(...steps)
       }
       const step = this.owed[0] as Step
       await this.run(client, step)
@@ -198,7 +214,7 @@ export class Replayer {
    */
   sendRest(client: RedisClient, settled: (copy: Promise<unknown>) => void): number {
     let sent = 0
-    for (let step = this.take(); step; step = this.take()) {
+    for (let steps = this.take(); steps.length > 0; steps = this.take()) for (const step of steps) {
       if (step.kind === 'task') { this.owed.push(step); continue } // finishable() excludes this
       this.owed.push(step)
       sent += step.keys.length
@@ -211,23 +227,35 @@ export class Replayer {
     return sent
   }
 
-  private marker(): string {
+  /** A new marker key; on a Cluster one in `slot`, the slot of the batch's keys. */
+  private marker(slot?: number): string {
     this.sequence += 1
-    return `${this.options.keyPrefix}kit:replay:${this.instance}:${this.sequence}`
+    const marker = `${this.options.keyPrefix}kit:replay:${this.instance}:${this.sequence}`
+    if (slot === undefined || this.options.slotOf?.(marker) === slot) return marker
+    return `${marker}:{${tagForSlot(slot)}}`
   }
 
-  private take(): Step | undefined {
+  /**
+   * The next steps from the journal: one task, or batches of key effects — on a Cluster one
+   * batch per slot, since a script may only touch keys of one slot.
+   */
+  private take(): Step[] {
     const taken = this.options.journal.take(BATCH_ENTRIES, BATCH_BYTES)
-    if (!taken) return undefined
+    if (!taken) return []
     const first = taken.effects[0] as Effect
-    if (first.kind === 'task') return { kind: 'task', feature: taken.feature, effects: taken.effects as TaskEffect[] }
-    const keys: string[] = []
-    const ops: string[] = []
+    if (first.kind === 'task') return [{ kind: 'task', feature: taken.feature, effects: taken.effects as TaskEffect[] }]
+    const slotOf = this.options.slotOf
+    const groups = new Map<number, KeyEffect[]>()
     for (const effect of taken.effects as KeyEffect[]) {
-      keys.push(effect.key)
-      ops.push(...opsOf(effect))
+      const slot = slotOf ? slotOf(effect.key) : -1
+      const group = groups.get(slot)
+      if (group) group.push(effect)
+      else groups.set(slot, [effect])
     }
-    return { kind: 'batch', feature: taken.feature, marker: this.marker(), markerTtlMs: MARKER_TTL_MS, keys, ops, state: 'new', copy: undefined, reply: undefined }
+    return [...groups].map(([slot, effects]) => ({
+      kind: 'batch' as const, feature: taken.feature, marker: this.marker(slot === -1 ? undefined : slot), markerTtlMs: MARKER_TTL_MS,
+      keys: effects.map((effect) => effect.key), ops: effects.flatMap(opsOf), state: 'new' as const, copy: undefined, reply: undefined,
+    }))
   }
 
   private send(client: RedisClient, batch: Batch): Promise<unknown> {
