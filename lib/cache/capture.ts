@@ -5,14 +5,13 @@
  * - `captureThrough`: the response goes to the client as it is produced and is copied on the way.
  *   The status and headers are judged once, before anything leaves, so a 5xx can still be
  *   swallowed and replaced by a stale entry (stale-if-error).
- * - `captureDetached`: the client has already been answered (stale-while-revalidate); the handler
- *   runs against a shadow of the response — headers, status, body and events — that never
- *   reaches the socket.
+ * - `captureDetached` (capture-detached.ts): the client has already been answered
+ *   (stale-while-revalidate); the handler runs against a shadow of the response — headers,
+ *   status, body and events — that never reaches the socket.
  *
  * Only per-instance properties are replaced; the prototypes are never touched.
  */
-import { EventEmitter } from 'node:events'
-import type { OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 
 export interface Captured {
   status: number
@@ -21,12 +20,11 @@ export interface Captured {
   body: Buffer
 }
 
-type Callback = (error?: Error | null) => void
-type Chunk = string | Uint8Array
-type Res = ServerResponse
+export type Res = ServerResponse
 
-function later(callback: unknown): void {
-  if (typeof callback === 'function') process.nextTick(callback as Callback)
+/** Write callbacks run asynchronously, as Node's own do, even when nothing was written. */
+export function later(callback: unknown): void {
+  if (typeof callback === 'function') process.nextTick(callback)
 }
 
 function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined {
@@ -39,7 +37,8 @@ function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined {
 function addHeader(out: OutgoingHttpHeaders, name: unknown, value: unknown): void {
   if (typeof name !== 'string' || name === '' || value === undefined) return
   const key = name.toLowerCase()
-  const next = Array.isArray(value) ? value.map(String) : typeof value === 'number' ? value : String(value)
+  const text = (item: unknown): string => (typeof item === 'string' ? item : typeof item === 'number' ? String(item) : JSON.stringify(item) ?? '')
+  const next = Array.isArray(value) ? value.map(text) : typeof value === 'number' ? value : text(value)
   const existing = out[key]
   if (existing === undefined) out[key] = next
   else out[key] = [...(Array.isArray(existing) ? existing : [String(existing)]), ...(Array.isArray(next) ? next : [String(next)])]
@@ -60,7 +59,7 @@ export function writeHeadHeaders(args: readonly unknown[]): OutgoingHttpHeaders 
 }
 
 /** A bounded list of body chunks; stops (and frees) once over the limit. */
-class Body {
+export class Body {
   private chunks: Buffer[] = []
   private size = 0
   overflowed = false
@@ -114,175 +113,107 @@ export interface Originals {
 
 /** Copies the response on its way to the client. */
 export function captureThrough(res: Res, options: ThroughOptions): void {
-  const original = { writeHead: res.writeHead, write: res.write, end: res.end }
-  const body = new Body(options.maxBodyBytes)
-  let decided = false
-  let storing = false
-  let swallowed = false
-  let done = false
-  let status = 200
-  let headers: OutgoingHttpHeaders = {}
-
-  const finish = (captured: Captured | undefined): void => {
-    if (done) return
-    done = true
-    options.onDone(captured)
-  }
-
-  /** Returns true when the handler's response is swallowed. */
-  const decide = (statusCode: number, extra: OutgoingHttpHeaders): boolean => {
-    decided = true
-    status = statusCode
-    headers = { ...res.getHeaders(), ...extra }
-    const verdict = options.onHead(status, headers)
-    if (verdict === 'swallow') {
-      swallowed = true
-      options.onSwallow({ writeHead: original.writeHead, end: original.end })
-      finish(undefined)
-      return true
-    }
-    storing = verdict === 'store'
-    if (!storing) body.drop()
-    return false
-  }
-
-  res.writeHead = function writeHead(this: Res, ...args: unknown[]): Res {
-    if (swallowed) return this
-    if (!decided && !this.headersSent) {
-      const code = typeof args[0] === 'number' ? args[0] : this.statusCode
-      if (decide(code, writeHeadHeaders(args))) return this
-    }
-    const result = (original.writeHead as (...a: unknown[]) => Res).apply(this, args)
-    if (storing && !options.afterHead(this.getHeaders())) { storing = false; body.drop() }
-    return result
-  } as Res['writeHead']
-
-  res.write = function write(this: Res, chunk: Chunk, encoding?: unknown, callback?: unknown): boolean {
-    if (swallowed) { later(typeof encoding === 'function' ? encoding : callback); return true }
-    if (!decided && !this.headersSent && decide(this.statusCode, {})) { later(typeof encoding === 'function' ? encoding : callback); return true }
-    if (storing) body.add(chunk, encoding)
-    // eslint-disable-next-line prefer-rest-params
-    return (original.write as (...a: unknown[]) => boolean).apply(this, arguments as unknown as unknown[])
-  } as Res['write']
-
-  res.end = function end(this: Res, chunk?: unknown, encoding?: unknown, callback?: unknown): Res {
-    if (swallowed) { later([chunk, encoding, callback].find((a) => typeof a === 'function')); return this }
-    if (!decided && !this.headersSent && decide(this.statusCode, {})) {
-      later([chunk, encoding, callback].find((a) => typeof a === 'function'))
-      return this
-    }
-    if (storing && typeof chunk !== 'function') body.add(chunk, encoding)
-    // eslint-disable-next-line prefer-rest-params
-    const result = (original.end as (...a: unknown[]) => Res).apply(this, arguments as unknown as unknown[])
-    finish(storing && decided && !body.overflowed ? { status, headers, body: body.take() } : undefined)
-    return result
-  } as Res['end']
-
-  res.once('close', () => finish(undefined))
+  new ThroughCapture(res, options).install()
 }
 
-export interface DetachedOptions {
-  maxBodyBytes: number
-  onDone(captured: Captured | undefined): void
-}
-
-function headersSentError(action: string): Error {
-  const error = new Error(`Cannot ${action} headers after they are sent to the client`) as Error & { code: string }
-  error.code = 'ERR_HTTP_HEADERS_SENT'
-  return error
+/** The callback of end(chunk, encoding, callback), wherever it was passed. */
+export function endCallback(args: readonly unknown[]): unknown {
+  return args.slice(0, 3).find((arg) => typeof arg === 'function')
 }
 
 /**
- * Re-points `res` at a shadow response after the real one has finished: the handler can run
- * again (a background refresh) and everything it sends is captured, nothing reaches the socket.
- * Listeners added from now on go to the shadow; listeners added earlier keep their real events.
+ * Wraps writeHead / write / end of one response. The first of them to run decides, once, whether
+ * the response is stored, skipped or swallowed, before any byte leaves.
  */
-export function captureDetached(res: Res, options: DetachedOptions): { abandon(): void } {
-  const shadow = new Map<string, OutgoingHttpHeader>()
-  const events = new EventEmitter()
-  const body = new Body(options.maxBodyBytes)
-  let sent = false
-  let ended = false
-  let done = false
+class ThroughCapture {
+  private readonly original: Originals & { write: Res['write'] }
+  private readonly body: Body
+  private decided = false
+  private storing = false
+  private swallowed = false
+  private done = false
+  private status = 200
+  private headers: OutgoingHttpHeaders = {}
 
-  const finish = (captured: Captured | undefined): void => {
-    if (done) return
-    done = true
-    options.onDone(captured)
+  constructor(private readonly res: Res, private readonly options: ThroughOptions) {
+    this.original = { writeHead: res.writeHead, write: res.write, end: res.end }
+    this.body = new Body(options.maxBodyBytes)
   }
 
-  res.statusCode = 200
-  res.statusMessage = ''
-  const set = (name: string, value: OutgoingHttpHeader | readonly string[]): void => {
-    shadow.set(name.toLowerCase(), Array.isArray(value) ? [...value as string[]] : value as OutgoingHttpHeader)
+  install(): void {
+    const res = this.res
+    // Per-instance replacements (never the prototype); Node calls them with `this` = res.
+    const writeHead = (target: Res, args: unknown[]): Res => this.writeHead(target, args)
+    const write = (target: Res, args: unknown[]): boolean => this.write(target, args)
+    const end = (target: Res, args: unknown[]): Res => this.end(target, args)
+    res.writeHead = function writeHeadCaptured(this: Res, ...args: unknown[]): Res { return writeHead(this, args) }
+    res.write = function writeCaptured(this: Res, ...args: unknown[]): boolean { return write(this, args) } as Res['write']
+    res.end = function endCaptured(this: Res, ...args: unknown[]): Res { return end(this, args) } as Res['end']
+    res.once('close', () => this.finish(undefined))
   }
-  const on = (method: 'on' | 'once' | 'prependListener' | 'prependOnceListener') =>
-    function listen(this: Res, event: string | symbol, listener: (...args: unknown[]) => void): Res {
-      events[method](event, listener)
-      return res
+
+  private finish(captured: Captured | undefined): void {
+    if (this.done) return
+    this.done = true
+    this.options.onDone(captured)
+  }
+
+  /** Judges status and headers, once; true when the handler's response is swallowed. */
+  private decide(status: number, extra: OutgoingHttpHeaders): boolean {
+    this.decided = true
+    this.status = status
+    this.headers = { ...this.res.getHeaders(), ...extra }
+    const verdict = this.options.onHead(status, this.headers)
+    if (verdict === 'swallow') {
+      this.swallowed = true
+      this.options.onSwallow({ writeHead: this.original.writeHead, end: this.original.end })
+      this.finish(undefined)
+      return true
     }
-  const off = function off(this: Res, event: string | symbol, listener: (...args: unknown[]) => void): Res {
-    events.removeListener(event, listener)
-    EventEmitter.prototype.removeListener.call(res, event, listener)
-    return res
+    this.storing = verdict === 'store'
+    if (!this.storing) this.body.drop()
+    return false
   }
 
-  Object.assign(res, {
-    setHeader(name: string, value: OutgoingHttpHeader | readonly string[]): Res {
-      if (sent) throw headersSentError('set')
-      set(name, value)
-      return res
-    },
-    appendHeader(name: string, value: string | readonly string[]): Res {
-      if (sent) throw headersSentError('append')
-      const existing = shadow.get(name.toLowerCase())
-      const add = Array.isArray(value) ? value as string[] : [String(value)]
-      set(name, existing === undefined ? add : [...(Array.isArray(existing) ? existing : [String(existing)]), ...add])
-      return res
-    },
-    getHeader: (name: string) => shadow.get(String(name).toLowerCase()),
-    getHeaders: () => Object.fromEntries(shadow) as OutgoingHttpHeaders,
-    getHeaderNames: () => [...shadow.keys()],
-    hasHeader: (name: string) => shadow.has(String(name).toLowerCase()),
-    removeHeader(name: string): void {
-      if (sent) throw headersSentError('remove')
-      shadow.delete(name.toLowerCase())
-    },
-    writeHead(this: Res, ...args: unknown[]): Res {
-      if (typeof args[0] === 'number') res.statusCode = args[0]
-      for (const [name, value] of Object.entries(writeHeadHeaders(args))) if (value !== undefined) set(name, value)
-      sent = true
-      return res
-    },
-    flushHeaders(): void { sent = true },
-    write(chunk: Chunk, encoding?: unknown, callback?: unknown): boolean {
-      sent = true
-      if (!ended) body.add(chunk, typeof encoding === 'function' ? undefined : encoding)
+  /** Whether this write is the first and it swallows the response (a stale answer replaces it). */
+  private swallowsFirst(res: Res): boolean {
+    return !this.decided && !res.headersSent && this.decide(res.statusCode, {})
+  }
+
+  private writeHead(res: Res, args: unknown[]): Res {
+    if (this.swallowed) return res
+    if (!this.decided && !res.headersSent) {
+      const status = typeof args[0] === 'number' ? args[0] : res.statusCode
+      if (this.decide(status, writeHeadHeaders(args))) return res
+    }
+    const result = (this.original.writeHead as (...a: unknown[]) => Res).apply(res, args)
+    // Upstream on-headers hooks (session cookies…) have run now: what they added may forbid storing.
+    if (this.storing && !this.options.afterHead(res.getHeaders())) {
+      this.storing = false
+      this.body.drop()
+    }
+    return result
+  }
+
+  private write(res: Res, args: unknown[]): boolean {
+    const [chunk, encoding, callback] = args
+    if (this.swallowed || this.swallowsFirst(res)) {
       later(typeof encoding === 'function' ? encoding : callback)
       return true
-    },
-    end(chunk?: unknown, encoding?: unknown, callback?: unknown): Res {
-      later([chunk, encoding, callback].find((a) => typeof a === 'function'))
-      if (ended) return res
-      sent = true
-      if (typeof chunk !== 'function') body.add(chunk, typeof encoding === 'function' ? undefined : encoding)
-      ended = true
-      finish(body.overflowed ? undefined : { status: res.statusCode, headers: Object.fromEntries(shadow) as OutgoingHttpHeaders, body: body.take() })
-      events.emit('prefinish')
-      events.emit('finish')
-      events.emit('close')
-      return res
-    },
-    on: on('on'),
-    addListener: on('on'),
-    once: on('once'),
-    prependListener: on('prependListener'),
-    prependOnceListener: on('prependOnceListener'),
-    off,
-    removeListener: off,
-  })
-  for (const name of ['headersSent', 'writableEnded', 'writableFinished', 'finished'] as const) {
-    Object.defineProperty(res, name, { configurable: true, enumerable: false, get: () => (name === 'headersSent' ? sent : ended) })
+    }
+    if (this.storing) this.body.add(chunk, encoding)
+    return (this.original.write as (...a: unknown[]) => boolean).apply(res, args)
   }
-  return { abandon: () => finish(undefined) }
+
+  private end(res: Res, args: unknown[]): Res {
+    const [chunk, encoding] = args
+    if (this.swallowed || this.swallowsFirst(res)) {
+      later(endCallback(args))
+      return res
+    }
+    if (this.storing && typeof chunk !== 'function') this.body.add(chunk, encoding)
+    const result = (this.original.end as (...a: unknown[]) => Res).apply(res, args)
+    this.finish(this.storing && this.decided && !this.body.overflowed ? { status: this.status, headers: this.headers, body: this.body.take() } : undefined)
+    return result
+  }
 }

@@ -1,5 +1,6 @@
 /**
- * Filling the cache: running the handler once per key and storing what it sent.
+ * One miss, from lock to stored entry. A `Fill` is created per miss and owns its state: the lookup,
+ * the lock token, the flight its followers wait on, and what the handler must not see or store.
  *
  * - In one instance, concurrent misses of a key share one fill (a Flight): the first request
  *   runs the handler, the others await its response.
@@ -11,252 +12,258 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
-import type { NextFunction, Request, Response } from 'express'
 import { invalidArgument } from '../core/errors.js'
-import { captureDetached, captureThrough, type Captured } from './capture.js'
+import { captureThrough, type Captured, type HeadVerdict, type Originals } from './capture.js'
+import { captureDetached } from './capture-detached.js'
 import { encodeResponse, encodeVary, lifetimeMs, type StoredResponse } from './entry.js'
-import { CONDITIONAL_REQUEST_HEADERS, forbidsSharedCache, generateEtag, headersToStore, notStoredReason } from './http.js'
-import { lockFieldOf, parseVary, variantField, type CacheKey } from './key.js'
-import type { Responder } from './middleware.js'
-import { Flight } from './runtime.js'
+import type { Exchange } from './exchange.js'
+import { Flights, type Flight } from './flight.js'
+import { forbidsSharedCache, generateEtag, headersToStore, hideConditionals, notStoredReason } from './http.js'
+import { lockFieldOf, parseVary, variantField } from './key.js'
+import { showValue, type CacheConfig } from './options.js'
+import { missDetail, type Responder, type StatusLine } from './respond.js'
+import type { CacheRuntime } from './runtime.js'
+import type { Lookup } from './types.js'
 
-/** One request through the middleware; `next` is called at most once. */
-export interface Ctx {
-  req: Request
-  res: Response
-  next: NextFunction
-  proceeded: boolean
+/** What a fill needs from the middleware that started it. */
+export interface FillSetup {
+  readonly config: CacheConfig
+  readonly runtime: CacheRuntime
+  readonly responder: Responder
 }
-
-export interface Lookup {
-  key: CacheKey
-  /** `b`, or the variant field when the id has a Vary record. */
-  field: string
-  vary: readonly string[] | undefined
-  response: StoredResponse | undefined
-}
-
-type LookupFn = (ctx: Ctx, key: CacheKey) => Promise<Lookup>
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref())
 }
 
-function newToken(): string {
-  return randomBytes(12).toString('base64url')
-}
-
-/** Hides conditional and range headers from the handler, so it produces a full, storable 200. */
-function hideConditionals(req: Request): IncomingHttpHeaders {
-  const hidden: Record<string, string | string[]> = {}
-  for (const name of CONDITIONAL_REQUEST_HEADERS) {
-    const value = req.headers[name]
-    if (value === undefined) continue
-    hidden[name] = value
-    delete req.headers[name]
-  }
-  return hidden
-}
-
-/** Calls `fn` once the real response has been handed to the socket (or the socket closed). */
-function afterResponse(res: Response, fn: () => void): void {
-  let called = false
-  const once = (): void => {
-    if (called) return
-    called = true
-    fn()
-  }
-  if (res.writableFinished) { process.nextTick(once); return }
-  res.once('finish', once)
-  res.once('close', once)
-}
-
 function checkTags(tags: unknown): readonly string[] {
-  if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === 'string' && tag !== '')) {
-    throw invalidArgument('cache', `the \`tags\` function must return a list of non-empty strings, got ${JSON.stringify(tags) ?? String(tags)}`)
+  if (!Array.isArray(tags) || !tags.every((tag): tag is string => typeof tag === 'string' && tag !== '')) {
+    throw invalidArgument('cache', `the \`tags\` function must return a list of non-empty strings, got ${showValue(tags)}`)
   }
   return tags
 }
 
-export class Filler {
-  constructor(private readonly responder: Responder) {}
+export class Fill {
+  private readonly id: string
+  private readonly flight: Flight
+  /** Names this fill in the lock, so its write and release only succeed while it still holds it. */
+  private readonly token = randomBytes(12).toString('base64url')
+  /** Only a fill holding the lock of `found.field` writes to Redis (and releases it). */
+  private locked = false
+  /** The invalidation count when the handler started: a later one covering the entry wins. */
+  private since = 0
+  /** Headers upstream middleware set before the handler ran: they set them again on every hit. */
+  private upstream: OutgoingHttpHeaders = {}
+  /** Conditional headers hidden from the handler, put back once it is done. */
+  private hidden: IncomingHttpHeaders = {}
+  /** The 5xx that a stale entry replaced (stale-if-error), for Cache-Status. */
+  private failedStatus = 0
 
-  static flightId(found: Pick<Lookup, 'key' | 'field'>): string {
-    return `${found.key.id}\u0000${found.field}`
+  /**
+   * Registers the flight at once, so concurrent misses of the same key follow this fill.
+   * `fallback`: a stale entry that may still answer while another instance fills, or on a 5xx.
+   */
+  constructor(private readonly setup: FillSetup, private readonly ex: Exchange, private found: Lookup,
+    private readonly fallback?: StoredResponse) {
+    this.id = Flights.id(found)
+    this.flight = setup.runtime.flights.start(this.id)
   }
 
-  static missDetail(found: Lookup): string {
-    return found.response ? 'fwd=stale' : found.vary ? 'fwd=vary-miss' : 'fwd=uri-miss'
-  }
-
-  static proceed(ctx: Ctx): void {
-    if (ctx.proceeded) return
-    ctx.proceeded = true
-    ctx.next()
-  }
-
-  private get config() { return this.responder.config }
-  private get runtime() { return this.responder.runtime }
-
-  private async acquire(key: CacheKey, lockField: string, token: string): Promise<boolean> {
-    try {
-      return await this.runtime.store.acquire(key, lockField, token, this.config.lockTtlMs)
-    } catch (error) {
-      this.runtime.warnOnce('ERR_KIT_CACHE_LOCK', `a cache lock failed; the handler ran without storing: ${(error as Error).message}`)
-      return false
-    }
-  }
-
-  private release(key: CacheKey, lockField: string, token: string | undefined): void {
-    if (token !== undefined) this.runtime.store.release(key, lockField, token).catch(() => {})
-  }
-
-  /** Registers a flight for `found`; `done` forgets it once the store write is over. */
-  private flight(found: Lookup): { flight: Flight; done: () => void } {
-    const id = Filler.flightId(found)
-    const flight = new Flight()
-    const flights = this.runtime.flights
-    flights.set(id, flight)
-    return { flight, done: () => { if (flights.get(id) === flight) flights.delete(id) } }
-  }
-
-  /** The first miss of a key in this instance. */
-  async lead(ctx: Ctx, found: Lookup, fallback: StoredResponse | undefined, lookup: LookupFn): Promise<void> {
-    const { flight, done } = this.flight(found)
-    const token = newToken()
-    let current = found
-    let locked = await this.acquire(found.key, lockFieldOf(found.field), token)
-    if (!locked) {
-      const r = this.responder
-      if (fallback) {
-        r.answer(ctx, fallback, 'STALE', r.status('hit; ttl={ttl}; detail=updating'))
-        flight.settle({ response: fallback, vary: found.vary, field: found.field, stale: true })
-        done()
+  /** The first miss of a key in this instance: take the lock, or wait for whoever holds it. */
+  async lead(): Promise<void> {
+    this.locked = await this.acquire()
+    if (!this.locked) {
+      if (this.fallback) {
+        this.answer(this.fallback, 'STALE', this.setup.responder.updating)
         return
       }
-      const waited = await this.waitForOtherInstance(ctx, found, token, lookup)
-      if (waited.response) {
-        r.answer(ctx, waited.response, 'HIT', r.status('hit; ttl={ttl}; detail=filled-elsewhere'))
-        flight.settle({ response: waited.response, vary: waited.vary, field: waited.field, stale: false })
-        done()
-        return
-      }
-      current = waited
-      locked = waited.locked
+      if (await this.waitForOtherInstance()) return
     }
-    this.fill(ctx, current, fallback, locked ? token : undefined, flight, done)
+    this.runThrough()
   }
 
-  /** Another instance holds the lock: poll (bounded by lockWaitMs) for its entry or the lock. */
-  private async waitForOtherInstance(ctx: Ctx, found: Lookup, token: string, lookup: LookupFn): Promise<Lookup & { locked: boolean }> {
-    const deadline = Date.now() + this.config.lockWaitMs
-    let current: Lookup = found
-    for (let delay = 10; Date.now() < deadline; delay = Math.min(delay * 2, 100)) {
-      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())))
-      current = await lookup(ctx, found.key)
-      const response = current.response
-      if (response && Date.now() - response.storedAt < response.ttlMs) return { ...current, locked: false }
-      if (await this.acquire(found.key, lockFieldOf(current.field), token)) return { ...current, locked: true }
-    }
-    return { ...current, response: undefined, locked: false }
-  }
-
-  /** Runs the handler with its response copied on the way to the client, then stores it. */
-  private fill(ctx: Ctx, found: Lookup, fallback: StoredResponse | undefined, token: string | undefined, flight: Flight, done: () => void): void {
-    const { req, res } = ctx
-    const { config, responder } = this
-    const since = this.runtime.invalidations.current
-    const upstream = res.getHeaders()
-    const hidden = hideConditionals(req)
-    let failedStatus = 0
-    responder.label(res, 'MISS', Filler.missDetail(found))
-    captureThrough(res, {
-      maxBodyBytes: config.maxBodyBytes,
-      onHead: (status, headers) => {
-        if (fallback && status >= 500) { failedStatus = status; return 'swallow' }
-        return notStoredReason(status, headers, config.statuses, config.maxBodyBytes) === undefined ? 'store' : 'skip'
-      },
-      afterHead: (headers) => headers['set-cookie'] === undefined && !forbidsSharedCache(headers['cache-control']),
-      onSwallow: (originals) => {
-        if (!fallback) return
-        // Stale-if-error: drop what the failing handler set, keep what upstream middleware set.
-        for (const header of res.getHeaderNames()) if (!(header in upstream)) res.removeHeader(header)
-        for (const [header, value] of Object.entries(upstream)) if (value !== undefined) res.setHeader(header, value)
-        Object.assign(req.headers, hidden)
-        res.statusCode = fallback.status
-        responder.answer(ctx, fallback, 'STALE', responder.status(`fwd=stale; fwd-status=${failedStatus}; ttl={ttl}; detail=stale-if-error`), originals)
-        flight.settle({ response: fallback, vary: found.vary, field: found.field, stale: true })
-      },
-      onDone: (captured) => {
-        Object.assign(req.headers, hidden)
-        this.complete(ctx, found, captured, upstream, token, since, flight, done)
-      },
-    })
-    Filler.proceed(ctx)
-  }
-
-  /** Stale-while-revalidate: after the stale answer went out, refresh the entry in the background. */
-  revalidate(ctx: Ctx, found: Lookup): void {
-    if (this.runtime.flights.has(Filler.flightId(found))) return
-    const { flight, done } = this.flight(found)
-    const since = this.runtime.invalidations.current
-    const { config } = this
-    afterResponse(ctx.res, () => {
-      const token = newToken()
-      this.acquire(found.key, lockFieldOf(found.field), token).then((locked) => {
-        if (!locked) { flight.settle(undefined); done(); return }
-        hideConditionals(ctx.req)
-        const timer = setTimeout(() => detached.abandon(), config.lockTtlMs).unref()
-        const detached = captureDetached(ctx.res, {
-          maxBodyBytes: config.maxBodyBytes,
-          onDone: (captured) => {
-            clearTimeout(timer)
-            const storable = captured && notStoredReason(captured.status, captured.headers, config.statuses, config.maxBodyBytes) === undefined
-            this.complete(ctx, found, storable ? captured : undefined, {}, token, since, flight, done)
-          },
-        })
-        Filler.proceed(ctx)
+  /** Stale-while-revalidate: once the stale answer went out, runs the handler in the background. */
+  revalidate(): void {
+    this.since = this.setup.runtime.invalidations.current
+    this.ex.afterResponse(() => {
+      this.acquire().then((locked) => {
+        if (!locked) { this.abandon(); return }
+        this.locked = true
+        this.runDetached()
       }).catch((error: unknown) => {
-        flight.settle(undefined)
-        done()
-        this.runtime.warnOnce('ERR_KIT_CACHE_REVALIDATE', `a background refresh failed: ${(error as Error).message}`)
+        this.abandon()
+        this.setup.runtime.warnOnce('ERR_KIT_CACHE_REVALIDATE', `a background refresh failed: ${(error as Error).message}`)
       })
     })
   }
 
+  /** Answers from the store instead of running the handler, and hands the answer to the followers. */
+  private answer(response: StoredResponse, xCache: 'HIT' | 'STALE', status: StatusLine): void {
+    this.setup.responder.answer(this.ex, response, xCache, status)
+    this.flight.settle({ response, vary: this.found.vary, field: this.found.field, stale: xCache === 'STALE' })
+    this.end()
+  }
+
+  /** Another instance holds the lock: poll (bounded by lockWaitMs) for its entry or the lock. True when answered. */
+  private async waitForOtherInstance(): Promise<boolean> {
+    const deadline = Date.now() + this.setup.config.lockWaitMs
+    for (let delay = 10; Date.now() < deadline; delay = Math.min(delay * 2, 100)) {
+      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())))
+      this.found = await this.setup.runtime.reader.lookup(this.ex.req.headers, this.found.key)
+      const response = this.found.response
+      if (response && Date.now() - response.storedAt < response.ttlMs) {
+        this.answer(response, 'HIT', this.setup.responder.filledElsewhere)
+        return true
+      }
+      this.locked = await this.acquire()
+      if (this.locked) return false
+    }
+    // Out of time: the handler runs without the lock, so what it sends is not written to Redis.
+    this.found = { ...this.found, response: undefined }
+    return false
+  }
+
+  /** Runs the handler with its response copied on the way to the client. */
+  private runThrough(): void {
+    const { req, res } = this.ex
+    const { config, responder } = this.setup
+    this.since = this.setup.runtime.invalidations.current
+    this.upstream = res.getHeaders()
+    this.hidden = hideConditionals(req.headers)
+    responder.label(res, 'MISS', missDetail(this.found))
+    captureThrough(res, {
+      maxBodyBytes: config.maxBodyBytes,
+      onHead: (status, headers) => this.judge(status, headers),
+      afterHead: (headers) => headers['set-cookie'] === undefined && !forbidsSharedCache(headers['cache-control']),
+      onSwallow: (originals) => this.answerStaleIfError(originals),
+      onDone: (captured) => {
+        Object.assign(req.headers, this.hidden)
+        this.complete(captured)
+      },
+    })
+    this.ex.proceed()
+  }
+
+  /** Judges the handler's status and headers before anything is sent. */
+  private judge(status: number, headers: OutgoingHttpHeaders): HeadVerdict {
+    const { config } = this.setup
+    if (this.fallback && status >= 500) {
+      this.failedStatus = status
+      return 'swallow'
+    }
+    return notStoredReason(status, headers, config.statuses, config.maxBodyBytes) === undefined ? 'store' : 'skip'
+  }
+
+  /** The handler failed with a 5xx: the stale entry answers instead, through the real writeHead/end. */
+  private answerStaleIfError(originals: Originals): void {
+    const fallback = this.fallback
+    if (!fallback) return
+    const { req, res } = this.ex
+    const { responder } = this.setup
+    // Drop what the failing handler set, keep what upstream middleware set.
+    for (const header of res.getHeaderNames()) if (!(header in this.upstream)) res.removeHeader(header)
+    for (const [header, value] of Object.entries(this.upstream)) if (value !== undefined) res.setHeader(header, value)
+    Object.assign(req.headers, this.hidden)
+    res.statusCode = fallback.status
+    const status = responder.status(`fwd=stale; fwd-status=${this.failedStatus}; ttl={ttl}; detail=stale-if-error`)
+    responder.answer(this.ex, fallback, 'STALE', status, originals)
+    this.flight.settle({ response: fallback, vary: this.found.vary, field: this.found.field, stale: true })
+  }
+
+  /** Runs the handler against a shadow response; abandoned when it outlives the lock. */
+  private runDetached(): void {
+    const { config } = this.setup
+    hideConditionals(this.ex.req.headers)
+    const timer = setTimeout(() => detached.abandon(), config.lockTtlMs).unref()
+    const detached = captureDetached(this.ex.res, {
+      maxBodyBytes: config.maxBodyBytes,
+      onDone: (captured) => {
+        clearTimeout(timer)
+        const storable = captured && notStoredReason(captured.status, captured.headers, config.statuses, config.maxBodyBytes) === undefined
+        this.complete(storable ? captured : undefined)
+      },
+    })
+    this.ex.proceed()
+  }
+
   /** Turns a captured response into an entry, hands it to the followers and stores it. */
-  private complete(ctx: Ctx, found: Lookup, captured: Captured | undefined, upstream: OutgoingHttpHeaders,
-    token: string | undefined, since: number, flight: Flight, done: () => void): void {
-    const { config, runtime } = this
-    const { key } = found
-    const lockField = lockFieldOf(found.field)
-    const giveUp = (): void => { flight.settle(undefined); done(); this.release(key, lockField, token) }
-    if (!captured) { giveUp(); return }
-    let tags: readonly string[]
-    try {
-      tags = typeof config.tags === 'function' ? checkTags(config.tags(ctx.req, ctx.res)) : config.tags
-    } catch (error) {
-      runtime.warnOnce('ERR_KIT_CACHE_TAGS', `the cache \`tags\` function failed, so the response was not stored: ${(error as Error).message}`)
-      giveUp()
+  private complete(captured: Captured | undefined): void {
+    const tags = captured && this.tags()
+    const vary = captured && parseVary(captured.headers.vary)
+    // `Vary: *` names no variant to store under; an invalidation made since the start must win.
+    if (!captured || !tags || vary === undefined || vary === '*'
+      || this.setup.runtime.invalidations.coversSince(this.since, this.found.key.id, tags)) {
+      this.giveUp()
       return
     }
-    const vary = parseVary(captured.headers.vary)
-    if (vary === '*' || runtime.invalidations.coversSince(since, key.id, tags)) { giveUp(); return }
-    const headers = headersToStore(captured.headers, upstream)
+    const response = this.entryOf(captured, tags)
+    const varies = vary.length > 0
+    const field = varies ? variantField(vary, this.ex.req.headers) : 'b'
+    this.flight.settle({ response, vary: varies ? vary : undefined, field, stale: false })
+    this.store(response, field, varies ? encodeVary(vary) : undefined)
+  }
+
+  /** The entry's tags; `undefined` (logged once) when the user's `tags` function fails. */
+  private tags(): readonly string[] | undefined {
+    const { config, runtime } = this.setup
+    if (typeof config.tags !== 'function') return config.tags
+    try {
+      return checkTags(config.tags(this.ex.req, this.ex.res))
+    } catch (error) {
+      runtime.warnOnce('ERR_KIT_CACHE_TAGS', `the cache \`tags\` function failed, so the response was not stored: ${(error as Error).message}`)
+      return undefined
+    }
+  }
+
+  private entryOf(captured: Captured, tags: readonly string[]): StoredResponse {
+    const { config } = this.setup
+    const headers = headersToStore(captured.headers, this.upstream)
     if (headers.etag === undefined) headers.etag = generateEtag(captured.body)
-    const response: StoredResponse = {
+    return {
       status: captured.status, headers, body: captured.body, storedAt: Date.now(),
       ttlMs: config.ttlMs, swrMs: config.swrMs, sieMs: config.sieMs, tags: [...tags],
     }
-    const varies = vary.length > 0
-    const field = varies ? variantField(vary, ctx.req.headers) : 'b'
-    flight.settle({ response, vary: varies ? vary : undefined, field, stale: false })
-    runtime.store.put(key, {
-      field, lockField, token, bytes: encodeResponse(response),
-      vary: varies ? encodeVary(vary) : undefined, lifetimeMs: lifetimeMs(response), tags,
+  }
+
+  /** The flight is ended only after the write, so no second fill of the key starts meanwhile. */
+  private store(response: StoredResponse, field: string, vary: Buffer | undefined): void {
+    const { runtime } = this.setup
+    runtime.store.put(this.found.key, {
+      field, lockField: lockFieldOf(this.found.field), token: this.locked ? this.token : undefined,
+      bytes: encodeResponse(response), vary, lifetimeMs: lifetimeMs(response), tags: response.tags,
     }).catch((error: unknown) => {
       runtime.warnOnce('ERR_KIT_CACHE_WRITE', `a response could not be stored: ${(error as Error).message}`)
-      this.release(key, lockField, token)
-    }).finally(done)
+      this.release()
+    }).finally(() => this.end())
+  }
+
+  /** Nothing to store: the followers run the handler themselves. */
+  private abandon(): void {
+    this.flight.settle(undefined)
+    this.end()
+  }
+
+  private giveUp(): void {
+    this.abandon()
+    this.release()
+  }
+
+  private end(): void {
+    this.setup.runtime.flights.end(this.id, this.flight)
+  }
+
+  /** Problems with the lock never reach the client: the handler then runs without storing. */
+  private async acquire(): Promise<boolean> {
+    const { config, runtime } = this.setup
+    try {
+      return await runtime.store.acquire(this.found.key, lockFieldOf(this.found.field), this.token, config.lockTtlMs)
+    } catch (error) {
+      runtime.warnOnce('ERR_KIT_CACHE_LOCK', `a cache lock failed; the handler ran without storing: ${(error as Error).message}`)
+      return false
+    }
+  }
+
+  private release(): void {
+    if (this.locked) this.setup.runtime.store.release(this.found.key, lockFieldOf(this.found.field), this.token).catch(() => {})
   }
 }

@@ -3,7 +3,7 @@
  * requests, and the RFC 9211 Cache-Status value.
  */
 import { createHash } from 'node:crypto'
-import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http'
 import type { StoredHeaders } from './entry.js'
 import { parseVary } from './key.js'
 
@@ -15,6 +15,18 @@ const NOT_STORED = new Set([
 
 /** Request headers hidden from the handler on a fill, so it produces a full 200 the cache can store. */
 export const CONDITIONAL_REQUEST_HEADERS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'range', 'if-range'] as const
+
+/** Hides conditional and range headers from the handler; returns them, to be put back afterwards. */
+export function hideConditionals(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const hidden: Record<string, string | string[]> = {}
+  for (const name of CONDITIONAL_REQUEST_HEADERS) {
+    const value = headers[name]
+    if (value === undefined) continue
+    hidden[name] = value
+    delete headers[name]
+  }
+  return hidden
+}
 
 export type NotStoredReason = 'status' | 'set-cookie' | 'cache-control' | 'vary' | 'too-large'
 

@@ -1,4 +1,13 @@
-/** The response cache: `kit.cache(options)` and `kit.invalidate(target)`. */
+/**
+ * The response cache: `kit.cache(options)` and `kit.invalidate(target)`. A request flows one way:
+ *
+ *   middleware.ts   decides: bypass / hit / stale / follow / lead        (lookup.ts reads entries)
+ *   fill.ts         owns one miss: lock, wait for another instance, run the handler, complete
+ *   capture*.ts     copy what the handler sends; respond.ts writes cached answers
+ *   store.ts        persists, on Redis (redis-store.ts) or the memory twin (memory-store.ts)
+ *
+ * Shared shapes are in types.ts; per-kit state (store, flights, invalidation log) in runtime.ts.
+ */
 import type { RequestHandler } from 'express'
 import { createCacheMiddleware } from './middleware.js'
 import type { CacheOptions } from './options.js'

@@ -6,7 +6,8 @@
  */
 import { invalidArgument } from '../core/errors.js'
 import { normalizeUrl } from './key.js'
-import type { Target } from './store.js'
+import { showValue } from './options.js'
+import type { Target } from './types.js'
 
 const KINDS = ['key', 'prefix', 'tag'] as const
 
@@ -20,7 +21,7 @@ export function parseTarget(target: unknown): Target {
   }
   const [kind, value] = entry as [typeof KINDS[number], unknown]
   if (typeof value !== 'string' || value === '') {
-    throw invalidArgument('invalidate', `${kind} must be a non-empty string, got ${JSON.stringify(value) ?? String(value)}`)
+    throw invalidArgument('invalidate', `${kind} must be a non-empty string, got ${showValue(value)}`)
   }
   switch (kind) {
     case 'key': return { kind, id: normalizeUrl(value) }

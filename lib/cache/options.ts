@@ -1,9 +1,10 @@
 /**
- * `kit.cache(options)`: the public option types and their one-time parsing into a fully-required
- * config. Anything wrong is reported when the middleware is created, never per request.
+ * `kit.cache(options)`: the public option types and their one-time parsing, through the kit's
+ * options layer, into a fully-required config. Anything wrong is reported when the middleware is
+ * created, never per request.
  */
 import type { Request, Response } from 'express'
-import { closestName, invalidOption } from '../core/errors.js'
+import { MAX_TIMER_MS, Options, show } from '../core/options.js'
 
 export interface CacheOptions {
   /** Seconds a stored response is served as fresh. Defaults to `300`. */
@@ -92,99 +93,53 @@ const ALIASES: Readonly<Record<string, keyof CacheOptions>> = {
   maxSize: 'maxBodyBytes',
 }
 
+/** An HTTP token (RFC 9110), as Cache-Status requires of a cache's name. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
-function option(name: string): string {
-  return `cache \`${name}\``
-}
+const STATUSES_FIX = 'Use a non-empty list of status codes from 200 to 599 other than 206 and 304, e.g. [200, 404].'
 
-function show(value: unknown): string {
-  if (typeof value === 'function') return 'a function'
-  try {
-    return `\`${JSON.stringify(value) ?? String(value)}\``
-  } catch {
-    return `\`${String(value)}\``
-  }
-}
+/** A bad value as every cache message shows it (the kit's one way). */
+export const showValue = show
 
-function seconds(value: unknown, name: string, fallback: number, allowZero: boolean): number {
-  if (value === undefined) return fallback * 1000
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw invalidOption(option(name), `is ${show(value)}`,
-      `Use ${allowZero ? 'zero or a positive' : 'a positive'} number of seconds (default ${fallback}).`)
-  }
-  return Math.round(value * 1000)
-}
-
-function integer(value: unknown, name: string, fallback: number, min: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw invalidOption(option(name), `is ${show(value)}`, `Use a whole number of at least ${min} (default ${fallback}).`)
-  }
-  return value
-}
-
-function boolean(value: unknown, name: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw invalidOption(option(name), `is ${show(value)}`, `Use true or false (default ${fallback}).`)
-  return value
-}
-
-function fn<T>(value: unknown, name: string, example: string): T | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'function') throw invalidOption(option(name), `is ${show(value)}`, `Use a function, e.g. ${example}.`)
-  return value as T
-}
-
-function statuses(value: unknown): ReadonlySet<number> {
+function statuses(options: Options, value: unknown): ReadonlySet<number> {
   if (value === undefined) return new Set([200])
-  const fix = 'Use a non-empty list of status codes from 200 to 599 other than 206 and 304, e.g. [200, 404].'
-  if (!Array.isArray(value) || value.length === 0) throw invalidOption(option('statuses'), `is ${show(value)}`, fix)
+  if (!Array.isArray(value) || value.length === 0) options.fail('statuses', `is ${showValue(value)}`, STATUSES_FIX)
   for (const status of value as unknown[]) {
     if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599 || status === 206 || status === 304) {
-      throw invalidOption(option('statuses'), `contains ${show(status)}`, fix)
+      options.fail('statuses', `contains ${showValue(status)}`, STATUSES_FIX)
     }
   }
   return new Set(value as number[])
 }
 
-function tags(value: unknown): CacheConfig['tags'] {
+function tags(options: Options, value: unknown): CacheConfig['tags'] {
   if (value === undefined) return []
   if (typeof value === 'function') return value as CacheConfig['tags']
   if (Array.isArray(value) && value.every((tag) => typeof tag === 'string' && tag !== '')) return [...value as string[]]
-  throw invalidOption(option('tags'), `is ${show(value)}`,
+  return options.fail('tags', `is ${showValue(value)}`,
     "Use a list of non-empty strings or a function (req, res) => ['scan:' + req.params.target].")
 }
 
 /** Parses `kit.cache(options)`; throws `ERR_KIT_INVALID_OPTION` naming the option and the fix. */
 export function parseCacheOptions(options: Readonly<Partial<CacheOptions>> | undefined): CacheConfig {
-  const given = options ?? {}
-  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
-    throw invalidOption('kit.cache(options)', 'must be an object', 'Call kit.cache() or kit.cache({ ttl: 60 }).')
-  }
-  for (const name of Object.keys(given)) {
-    if ((KNOWN as readonly string[]).includes(name)) continue
-    const guess = closestName(name, KNOWN) ?? ALIASES[name]
-    throw invalidOption(option(name), 'is not an option',
-      guess ? `Did you mean \`${guess}\`?` : `Known options: ${KNOWN.join(', ')}.`)
-  }
-  const name = given.name ?? 'express-redis-kit'
-  if (typeof name !== 'string' || !TOKEN.test(name)) {
-    throw invalidOption(option('name'), `is ${show(name)}`, "Use a token without spaces or quotes, e.g. 'api-cache'.")
-  }
+  const o = new Options('cache')
+  // `null` has always meant "no options", like `undefined`.
+  const given = o.object<CacheOptions>(options ?? undefined, 'kit.cache(options)', 'kit.cache() or kit.cache({ ttl: 60 })')
+  o.known(given, KNOWN, ALIASES)
   return {
-    ttlMs: seconds(given.ttl, 'ttl', 300, false),
-    swrMs: seconds(given.staleWhileRevalidate, 'staleWhileRevalidate', 0, true),
-    sieMs: seconds(given.staleIfError, 'staleIfError', 0, true),
-    statuses: statuses(given.statuses),
-    key: fn(given.key, 'key', '(req) => req.path'),
-    tags: tags(given.tags),
-    maxBodyBytes: integer(given.maxBodyBytes, 'maxBodyBytes', 1024 * 1024, 1),
-    allowAuthorization: boolean(given.allowAuthorization, 'allowAuthorization', false),
-    skip: fn(given.skip, 'skip', "(req) => req.query.fresh === '1'"),
-    lockTtlMs: integer(given.lockTtlMs, 'lockTtlMs', 10_000, 1),
-    lockWaitMs: integer(given.lockWaitMs, 'lockWaitMs', 1000, 0),
-    headers: boolean(given.headers, 'headers', true),
-    name,
+    ttlMs: o.seconds(given.ttl, 'ttl', 300),
+    swrMs: o.seconds(given.staleWhileRevalidate, 'staleWhileRevalidate', 0, true),
+    sieMs: o.seconds(given.staleIfError, 'staleIfError', 0, true),
+    statuses: statuses(o, given.statuses),
+    key: o.fn<CacheConfig['key']>(given.key, 'key', '(req) => req.path'),
+    tags: tags(o, given.tags),
+    maxBodyBytes: o.integer(given.maxBodyBytes, 'maxBodyBytes', 1024 * 1024, 1),
+    allowAuthorization: o.boolean(given.allowAuthorization, 'allowAuthorization', false),
+    skip: o.fn<CacheConfig['skip']>(given.skip, 'skip', "(req) => req.query.fresh === '1'"),
+    // A background refresh is abandoned by a timer of this length, and Node fires longer timers at once.
+    lockTtlMs: o.integer(given.lockTtlMs, 'lockTtlMs', 10_000, 1, MAX_TIMER_MS),
+    lockWaitMs: o.integer(given.lockWaitMs, 'lockWaitMs', 1000, 0),
+    headers: o.boolean(given.headers, 'headers', true),
+    name: o.string(given.name, 'name', 'express-redis-kit', "Use a token without spaces or quotes, e.g. 'api-cache'.", TOKEN),
   }
 }

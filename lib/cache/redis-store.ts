@@ -16,7 +16,7 @@ import { LuaScript } from '../core/lua.js'
 import type { RedisClient } from '../core/redis-types.js'
 import { scanBatches } from '../core/scan.js'
 import { HASHED_HEAD, type CacheKey, type KeySpace } from './key.js'
-import type { Fill, Target } from './store.js'
+import type { EntryWrite, Target } from './types.js'
 
 /**
  * KEYS[1] hash; ARGV lockField, token, ttlMs, owner, now. 1 when acquired, else 0. Locks read
@@ -117,7 +117,7 @@ class ReadBatch {
     this.queue = []
     const only = batch.length === 1 ? batch[0] : undefined
     if (only) {
-      this.client.hgetBuffer(only.key, only.field).then(only.resolve, only.reject)
+      this.client.hgetBuffer(only.key, only.field).then((value) => only.resolve(value), (error: unknown) => only.reject(error))
       return
     }
     const pipeline = this.client.pipeline()
@@ -159,10 +159,10 @@ export class RedisCacheOps {
     await RELEASE.run(client, [key.redisKey], [lockField, `${this.owner}.${token}`])
   }
 
-  async put(client: RedisClient, key: CacheKey, fill: Fill): Promise<boolean> {
-    if (fill.token === undefined) return false
-    const keys = [key.redisKey, ...fill.tags.map((tag) => this.keys.tag(tag))]
-    const args = [fill.lockField, `${this.owner}.${fill.token}`, fill.field, fill.bytes, fill.vary ?? '', Math.ceil(fill.lifetimeMs),
+  async put(client: RedisClient, key: CacheKey, write: EntryWrite): Promise<boolean> {
+    if (write.token === undefined) return false
+    const keys = [key.redisKey, ...write.tags.map((tag) => this.keys.tag(tag))]
+    const args = [write.lockField, `${this.owner}.${write.token}`, write.field, write.bytes, write.vary ?? '', Math.ceil(write.lifetimeMs),
       key.hashed ? key.id : '', MAX_FIELDS]
     return Number(await PUT.run(client, keys, args)) === 1
   }

@@ -9,12 +9,14 @@ import { closestName, invalidOption } from './errors.js'
 /** Node clamps longer timers to 1 ms, so a longer timeout would silently mean no wait at all. */
 export const MAX_TIMER_MS = 2 ** 31 - 1
 
-/** How a bad value is shown in a message: `…` around its JSON, or what it is. */
+/**
+ * How a bad value is shown in a message: `…` around its JSON (so the string `"60"` reads apart
+ * from the number `60`), or what it is.
+ */
 export function show(value: unknown): string {
   if (typeof value === 'function') return 'a function'
   if (typeof value === 'bigint') return `\`${value}n\``
   if (typeof value === 'number' || value === undefined || typeof value === 'symbol') return `\`${String(value)}\``
-  if (typeof value === 'string') return `\`${value}\``
   try {
     return `\`${JSON.stringify(value) ?? typeof value}\``
   } catch {

@@ -28,14 +28,17 @@ export class ServerRejected extends Error {
 type Reply = Map<string, unknown> | Record<string, unknown> | unknown[]
 
 /** A HELLO reply (a map in RESP3, a flat list in RESP2) as a lookup. */
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString() : typeof value === 'number' ? String(value) : undefined
+}
+
 function helloField(reply: Reply, field: string): string | undefined {
-  if (reply instanceof Map) return reply.get(field) === undefined ? undefined : String(reply.get(field))
+  if (reply instanceof Map) return text(reply.get(field))
   if (Array.isArray(reply)) {
-    const at = reply.findIndex((item) => String(item) === field)
-    return at === -1 ? undefined : String(reply[at + 1])
+    const at = reply.findIndex((item) => text(item) === field)
+    return at === -1 ? undefined : text(reply[at + 1])
   }
-  const value = (reply as Record<string, unknown>)[field]
-  return value === undefined ? undefined : String(value)
+  return text((reply)[field])
 }
 
 /** What a plain (non-Cluster) connection is connected to. */
