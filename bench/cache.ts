@@ -83,7 +83,7 @@ async function serve(variant: Variant, redisPort: number): Promise<void> {
     const redis = new Redis({ host: '127.0.0.1', port: redisPort })
     Object.defineProperty(redis, 'connected', { get: () => redis.status === 'ready' })
     await new Promise<void>((resolve) => { if (redis.status === 'ready') resolve(); else redis.once('ready', () => resolve()) })
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     const apicache = require('apicache') as { options(o: object): { middleware(duration: string): never } }
     app.get(PATH, apicache.options({ redisClient: redis }).middleware('1 hour'), handler)
     close = async () => { redis.disconnect() }
@@ -151,7 +151,7 @@ async function measure(autocannon: Autocannon, app: App): Promise<Sample> {
 async function main(): Promise<void> {
   const { RedisServer } = await import('../test/helpers/redis-server.js')
   // autocannon ships no types; this is the slice used here.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+   
   const autocannon = loadAutocannon()
   const server = await RedisServer.start()
   const samples = new Map<Variant, Sample[]>(VARIANTS.map((v) => [v, []]))

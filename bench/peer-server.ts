@@ -60,7 +60,7 @@ process.on('unhandledRejection', (reason) => {
 // is true; ioredis has `status` instead. This getter is the one shim; without it apicache would
 // silently cache in process memory only.
 Object.defineProperty(client, 'connected', { get: () => client.status === 'ready' })
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+ 
 const apicache = (require('apicache') as Apicache).options({ redisClient: client })
 
 const sendCommand = (command: string, ...args: string[]): Promise<RedisReply> =>

@@ -181,7 +181,7 @@ export function targetPath(index: number): string {
  * every body just for that).
  */
 export function startLoad(options: LoadOptions): LoadRun {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+   
   const autocannon = require('autocannon') as Autocannon
   const samples: Sample[] = []
   let nextTarget = 0
