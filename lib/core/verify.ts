@@ -67,6 +67,8 @@ async function checkRole(client: Redis, topology: Topology, timeoutMs: number): 
 /** Every master answers PING, and the cluster says all slots are served. */
 async function checkCluster(client: RedisClient, timeoutMs: number): Promise<void> {
   if (!isCluster(client)) return
+  // After a failover ioredis may still list the dead master until its slot map is refreshed.
+  await within(new Promise<void>((resolve, reject) => client.refreshSlotsCache((error) => (error ? reject(error) : resolve()))), timeoutMs, 'CLUSTER SLOTS')
   const masters = client.nodes('master')
   if (masters.length === 0) throw new Error('the cluster has no reachable master yet')
   await within(Promise.all(masters.map((node) => node.ping())), timeoutMs, 'Cluster PING')
