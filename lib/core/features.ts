@@ -11,13 +11,13 @@ export class Features {
   private readonly inUse = new Set<string>()
   private readonly resumeHooks: (() => void)[] = []
 
-  constructor(private readonly limits: Readonly<MemoryOptions>) {}
+  constructor(private readonly limits: Readonly<MemoryOptions>, private readonly evicted: (feature: string) => void = () => {}) {}
 
   /** The memory twin of one feature, bounded by the `memory` options. */
   memory(feature: string): MemoryStore {
     let store = this.memories.get(feature)
     if (!store) {
-      store = new MemoryStore(this.limits)
+      store = new MemoryStore(this.limits, () => this.evicted(feature))
       this.memories.set(feature, store)
     }
     return store
@@ -39,6 +39,13 @@ export class Features {
 
   get names(): string[] {
     return [...this.inUse]
+  }
+
+  /** Each memory twin's size, for health and metrics. */
+  sizes(): Record<string, { entries: number; bytes: number }> {
+    const out: Record<string, { entries: number; bytes: number }> = {}
+    for (const [feature, store] of this.memories) out[feature] = { entries: store.size, bytes: store.bytes }
+    return out
   }
 
   onResume(hook: () => void): void {

@@ -19,6 +19,7 @@ import { FeatureContext } from './context.js'
 import { OutageJournal } from './journal.js'
 import { Log } from './log.js'
 import { Features } from './features.js'
+import { Metrics, publish } from './metrics.js'
 import type { MemoryStore } from './memory.js'
 import { HangError } from './outage.js'
 import { Recovery, type RecoveryHost } from './recovery.js'
@@ -40,6 +41,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   readonly watchdog: Watchdog
   /** Sends each call to Redis or memory (router.ts). */
   readonly router: Router
+  /** What the kit did, counted (metrics.ts). */
+  readonly metrics = new Metrics()
   /** Which server the kit uses, without secrets, for logs and health output. */
   readonly server: string
   private readonly replayer: Replayer
@@ -64,21 +67,27 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     this.config = config
     this.log = new Log(config.logger, (text) => redactText(text, config))
     this.journal = new OutageJournal(config.journal, (feature, key) => this.journalFull(feature, key))
-    this.features = new Features(config.memory)
+    this.features = new Features(config.memory, (feature) => this.metrics.evictions.add({ feature }))
     const clustered = config.topology.kind === 'cluster' || config.redis?.isCluster === true
     this.replayer = new Replayer({
       keyPrefix: config.keyPrefix, journal: this.journal, stepTimeoutMs: Math.max(config.commandTimeoutMs, 1000),
       ...(clustered ? { slotOf: (key: string) => calculateSlot(key) } : {}),
+      replayed: (entries) => this.metrics.replayed.add({}, entries),
     })
     this.watchdog = new Watchdog(Math.min(STALL_FLOOR_MS, config.commandTimeoutMs), config.commandTimeoutMs, this.onHang)
     this.router = new Router({
       watchdog: this.watchdog,
+      metrics: this.metrics,
       journal: this.journal,
       commandTimeoutMs: config.commandTimeoutMs,
       route: () => this.closed ? 'closed' : this.currentState === 'ready' ? this.client : undefined,
       journaling: () => this.currentState !== 'disabled' && !this.closed,
       failed: (error) => this.degrade(error),
-      doubted: (write) => { this.inDoubt += 1; this.emit('inDoubt', write) },
+      doubted: (write) => {
+        this.inDoubt += 1
+        this.metrics.inDoubt.add({ feature: write.feature }, Math.abs(write.amount))
+        this.emit('inDoubt', write)
+      },
     })
     this.firstAttempt = new Promise((resolve) => { this.settleFirstAttempt = resolve })
     if (!config.enabled) {
@@ -227,6 +236,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
       wantsRedis: () => !this.closed && (this.currentState === 'connecting' || this.currentState === 'degraded'),
       initial: () => this.currentState === 'connecting',
       blocked: () => this.selectFailed,
+      probed: (result) => this.metrics.probes.add({ result }),
       verify: (target) => verifyServer(target, this.config.topology, this.config.keyPrefix, Math.max(this.config.commandTimeoutMs, 1000)),
       noteError: (error) => { this.error = this.redact(error) },
       resumed: (awaited, sent, lastBatches) => this.resumed(awaited, sent, lastBatches),
@@ -298,6 +308,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     if (from === to) return
     this.currentState = to
     this.stateSince = new Date()
+    this.metrics.enterState(to, performance.now())
+    publish('state', () => ({ state: to, previous: from, error: error?.message }))
     clearTimeout(this.connectTimer)
     if (to === 'ready') {
       this.log.info(`Redis ${from === 'degraded' ? 'is back' : 'connected'} at ${this.server}; features use Redis${this.describeOutage(replayed)}`)
@@ -324,6 +336,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   }
 
   private journalFull(feature: string, key: string): void {
+    this.metrics.dropped.add({ feature })
     const { maxEntries, maxBytes } = this.config.journal
     this.log.warnOnce('ERR_KIT_JOURNAL_FULL', `the outage journal of ${feature} is full (journal.maxEntries ${maxEntries}, `
       + `journal.maxBytes ${maxBytes}); further writes (first: ${key}) are kept in memory only and will not reach Redis. `

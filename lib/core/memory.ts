@@ -11,8 +11,10 @@ export type RemainingTtl = number | undefined
 export class MemoryStore {
   private readonly entries: LRUCache<string, string>
 
-  constructor(limits: Readonly<MemoryOptions>) {
+  /** @param onEvict called for each entry evicted to stay within the bounds (for metrics). */
+  constructor(limits: Readonly<MemoryOptions>, onEvict?: () => void) {
     this.entries = new LRUCache<string, string>({
+      ...(onEvict ? { dispose: (_value: string, _key: string, reason: LRUCache.DisposeReason) => { if (reason === 'evict') onEvict() } } : {}),
       max: limits.maxEntries,
       maxSize: limits.maxBytes,
       // UTF-16 code units are 2 bytes in V8's worst case; a close-enough byte bound.

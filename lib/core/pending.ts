@@ -5,11 +5,14 @@
 import type { DualCall, MemoryReason } from './calls.js'
 import { KitError } from './errors.js'
 import { classify, replyCode } from './outage.js'
+import { publish, type CommandOutcome, type Metrics } from './metrics.js'
 import { Tracked, type Watchdog } from './watchdog.js'
 
 /** What a pending call reports back to the manager. */
 export interface PendingHost {
   readonly watchdog: Watchdog
+  /** Counts each call's outcome (and the latency of answered ones). */
+  readonly metrics: Metrics
   /** The call failed because Redis is unavailable: the kit degrades. */
   failed(error: Error): void
   /** Redis did not run the call, or it is unknown whether it did: journal or report it. */
@@ -47,6 +50,7 @@ export class Pending<T, R> extends Tracked {
     watchdog.done(this)
     const now = performance.now()
     watchdog.sample(now - this.started, now)
+    this.count('ok', now)
     if (this.answered) return // memory answered already; its effects stand
     if (this.call.fromRedis === undefined) { this.resolve(reply as unknown as T); return }
     try {
@@ -59,6 +63,7 @@ export class Pending<T, R> extends Tracked {
   fail(error: unknown): void {
     this.host.watchdog.done(this)
     const outcome = classify(error)
+    this.count(outcome === 'data' ? 'error' : outcome === 'not-run' ? 'refused' : 'outage', performance.now())
     if (outcome === 'data') {
       if (!this.answered) this.reject(dataError(error))
       return
@@ -70,7 +75,17 @@ export class Pending<T, R> extends Tracked {
 
   /** The watchdog gave up waiting: memory answers now; Redis' outcome is learned later. */
   override hang(): void {
+    this.count('timeout', performance.now())
     if (!this.answered) this.fromMemory('in-doubt')
+  }
+
+  /** The answer the caller got, once: a late outcome of an answered call is not counted again. */
+  private count(outcome: CommandOutcome, now: number): void {
+    if (this.answered) return
+    const metrics = this.host.metrics
+    metrics.commands.add({ outcome })
+    if (outcome === 'ok') metrics.latency.observe((now - this.started) / 1000)
+    publish('command', () => ({ feature: this.feature, outcome, durationMs: now - this.started }))
   }
 
   private fromMemory(reason: MemoryReason): void {

@@ -36,6 +36,8 @@ export interface RecoveryHost {
   initial(): boolean
   /** A reason Redis must not be used even though it answers (a database it does not have). */
   blocked(): Error | undefined
+  /** Counts a probe: answered fast enough, answered slowly, or not at all. */
+  probed(result: 'ok' | 'slow' | 'failed'): void
   /** Checks the server is one the kit can use (verify.ts); throws why not. */
   verify(client: RedisClient): Promise<void>
   /** The latest reason recovery did not happen, for logs and health. */
@@ -132,12 +134,18 @@ export class Recovery {
   private async probeOnce(client: RedisClient): Promise<number> {
     const started = performance.now()
     this.pendingPing ??= client.ping().finally(() => { this.pendingPing = undefined })
-    await within(this.pendingPing, this.host.commandTimeoutMs, 'PING')
+    try {
+      await within(this.pendingPing, this.host.commandTimeoutMs, 'PING')
+    } catch (error) {
+      this.host.probed('failed')
+      throw error
+    }
     const now = performance.now()
     const latency = now - started
     this.host.watchdog.sample(latency, now)
     const blocked = this.host.blocked()
     if (blocked) throw blocked
+    this.host.probed(latency > this.host.commandTimeoutMs / 2 ? 'slow' : 'ok')
     if (latency > this.host.commandTimeoutMs / 2) {
       this.streak = 0
       return retryDelay(this.attempt++, this.host.maxRetryDelayMs)

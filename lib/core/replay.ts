@@ -130,6 +130,8 @@ export interface ReplayOptions {
   stepTimeoutMs: number
   /** On a Cluster: the hash slot of a key (batches must keep to one slot). */
   slotOf?: (key: string) => number
+  /** Told how many journal entries Redis confirmed (for metrics). */
+  replayed?: (entries: number) => void
 }
 
 const slotTags = new Map<number, string>()
@@ -279,6 +281,7 @@ export class Replayer {
     batch.copy = undefined
     const [, failed, firstError] = Array.isArray(batch.reply) ? batch.reply as [unknown, unknown, unknown] : [1, 0, '']
     this.current.applied += batch.keys.length
+    this.options.replayed?.(batch.keys.length)
     if (Number(failed) > 0) {
       this.current.failed += Number(failed)
       this.current.firstError ??= String(firstError)
@@ -290,6 +293,7 @@ export class Replayer {
       // Set clears are independent and idempotent: all of them at once, one round trip each.
       await Promise.all(step.effects.map((effect) => runTask(client, effect, this.options.stepTimeoutMs)))
       this.current.applied += step.effects.length
+      this.options.replayed?.(step.effects.length)
       return
     }
     if (step.state !== 'done') {

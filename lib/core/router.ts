@@ -7,6 +7,7 @@ import type { InDoubtWrite } from '../types.js'
 import { journalOf, type DualCall, type MemoryReason, type SteppedCall } from './calls.js'
 import { KitError } from './errors.js'
 import { isIdempotent, type JournalWrite, type OutageJournal } from './journal.js'
+import type { Metrics } from './metrics.js'
 import { classify } from './outage.js'
 import { dataError, Pending, type PendingHost } from './pending.js'
 import type { RedisClient } from './redis-types.js'
@@ -14,6 +15,7 @@ import { within, type Watchdog } from './watchdog.js'
 
 export interface RouterHost {
   readonly watchdog: Watchdog
+  readonly metrics: Metrics
   readonly journal: OutageJournal
   readonly commandTimeoutMs: number
   /** The client while the kit is on Redis; undefined while it is not; 'closed' after close(). */
@@ -32,9 +34,11 @@ function closedError(): KitError {
 
 export class Router implements PendingHost {
   readonly watchdog: Watchdog
+  readonly metrics: Metrics
 
   constructor(private readonly host: RouterHost) {
     this.watchdog = host.watchdog
+    this.metrics = host.metrics
   }
 
   /** Runs a call on Redis when it is ready, else on memory. Not `async`: one promise on the hot path. */
@@ -74,6 +78,7 @@ export class Router implements PendingHost {
       return await call.redis(client, (roundTrip) => within(roundTrip, timeout, 'Redis'))
     } catch (error) {
       const outcome = classify(error)
+      this.metrics.commands.add({ outcome: outcome === 'data' ? 'error' : outcome === 'not-run' ? 'refused' : 'outage' })
       if (outcome === 'data') throw dataError(error)
       this.failed(error as Error)
       return call.memory(outcome)
