@@ -59,6 +59,7 @@ export class LatencyHistogram {
   readonly counts = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0)
   sum = 0
   count = 0
+  private listener: ((seconds: number) => void) | undefined
 
   constructor(readonly info: MetricInfo) {}
 
@@ -68,6 +69,13 @@ export class LatencyHistogram {
     this.counts[i] = (this.counts[i] as number) + 1
     this.sum += seconds
     this.count += 1
+    this.listener?.(seconds)
+  }
+
+  /** Also hands each observation to an exporter that keeps its own histogram (OpenTelemetry). */
+  listen(listener: (seconds: number) => void): void {
+    const previous = this.listener
+    this.listener = previous ? (seconds) => { previous(seconds); listener(seconds) } : listener
   }
 }
 
