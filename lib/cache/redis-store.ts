@@ -10,10 +10,19 @@
  * progress) is ONE `UNLINK`. A fill is only written while its lock is still held: an
  * invalidation that deleted the hash meanwhile wins, and the older response is dropped.
  * Tag indexes are sets of hash keys, expiring with the longest-lived entry they name.
+ *
+ * On a Cluster a script may only touch keys of one slot, and a tag set lives in another slot than
+ * the hashes it names: a fill first adds its hash to each tag set (one command per set), then
+ * stores with the hash alone; a tag invalidation reads the set, takes those members out of it,
+ * then unlinks them one by one. The order keeps both races harmless: an invalidation between the
+ * two steps of a fill deletes the hash and with it the lock the store needs, and a fill indexed
+ * while a tag is invalidated stays in the set. Members taken out of the set but maybe not unlinked
+ * (the connection failed) are journaled one by one. One Redis keeps one script per operation.
  */
 import type { Step } from '../core/calls.js'
 import { LuaScript } from '../core/lua.js'
-import type { RedisClient } from '../core/redis-types.js'
+import { isOutage } from '../core/outage.js'
+import { isCluster, type RedisClient } from '../core/redis-types.js'
 import { scanBatches } from '../core/scan.js'
 import { HASHED_HEAD, type CacheKey, type KeySpace } from './key.js'
 import type { EntryWrite, Target } from './types.js'
@@ -72,6 +81,12 @@ for i = 2, #KEYS do
 end
 return 1`)
 
+/** KEYS[1] tag set; ARGV hash key, lifetimeMs. Indexes a hash under a tag (a Cluster's first step of a fill). */
+const INDEX_TAG = new LuaScript(`redis.call('SADD', KEYS[1], ARGV[1])
+local life = tonumber(ARGV[2])
+if redis.call('PTTL', KEYS[1]) < life then redis.call('PEXPIRE', KEYS[1], life) end
+return 1`)
+
 /** KEYS[1] tag set. Unlinks every hash it names, then the set; returns how many it named. */
 const INVALIDATE_TAG = new LuaScript(`local members = redis.call('SMEMBERS', KEYS[1])
 for i = 1, #members, 500 do
@@ -81,6 +96,13 @@ redis.call('UNLINK', KEYS[1])
 return #members`)
 
 const orUndefined = (value: Buffer | null): Buffer | undefined => value ?? undefined
+
+/** UNLINK of keys that may live in different slots: one command on one Redis, one per key on a Cluster. */
+async function unlinkEach(client: RedisClient, keys: readonly string[]): Promise<number> {
+  if (!isCluster(client)) return client.unlink(...keys)
+  const removed = await Promise.all(keys.map((key) => client.unlink(key)))
+  return removed.reduce((sum, count) => sum + count, 0)
+}
 
 interface PendingRead {
   key: string
@@ -142,7 +164,7 @@ export class RedisCacheOps {
   constructor(private readonly keys: KeySpace, private readonly owner: string) {}
 
   get(client: RedisClient, key: CacheKey, field: string): Promise<Buffer | undefined> {
-    if (client.isCluster) return client.hgetBuffer(key.redisKey, field).then(orUndefined)
+    if (isCluster(client)) return client.hgetBuffer(key.redisKey, field).then(orUndefined)
     let batch = this.batches.get(client)
     if (!batch) {
       batch = new ReadBatch(client)
@@ -161,25 +183,46 @@ export class RedisCacheOps {
 
   async put(client: RedisClient, key: CacheKey, write: EntryWrite): Promise<boolean> {
     if (write.token === undefined) return false
-    const keys = [key.redisKey, ...write.tags.map((tag) => this.keys.tag(tag))]
-    const args = [write.lockField, `${this.owner}.${write.token}`, write.field, write.bytes, write.vary ?? '', Math.ceil(write.lifetimeMs),
+    const lifetimeMs = Math.ceil(write.lifetimeMs)
+    const tagKeys = write.tags.map((tag) => this.keys.tag(tag))
+    const args = [write.lockField, `${this.owner}.${write.token}`, write.field, write.bytes, write.vary ?? '', lifetimeMs,
       key.hashed ? key.id : '', MAX_FIELDS]
-    return Number(await PUT.run(client, keys, args)) === 1
+    if (!isCluster(client) || tagKeys.length === 0) return Number(await PUT.run(client, [key.redisKey, ...tagKeys], args)) === 1
+    // Indexed before it is stored: an entry in Redis is always in its tag sets (see the top of this file).
+    await Promise.all(tagKeys.map((tagKey) => INDEX_TAG.run(client, [tagKey], [key.redisKey, lifetimeMs])))
+    return Number(await PUT.run(client, [key.redisKey], args)) === 1
   }
 
-  /** A key or tag invalidation: one command each. */
-  async invalidate(client: RedisClient, target: Exclude<Target, { kind: 'prefix' }>): Promise<number> {
+  /**
+   * A key or tag invalidation: one command each (a tag on a Cluster: three round trips). On a
+   * Cluster, `unfinished` gets the members read when the connection failed after that: the set may
+   * no longer name them, so a replay of the tag alone would not find them.
+   */
+  async invalidate(client: RedisClient, target: Exclude<Target, { kind: 'prefix' }>, unfinished: (keys: string[]) => void): Promise<number> {
     if (target.kind === 'key') return client.unlink(this.keys.entry(target.id).redisKey)
-    return Number(await INVALIDATE_TAG.run(client, [this.keys.tag(target.tag)], []))
+    const tagKey = this.keys.tag(target.tag)
+    if (!isCluster(client)) return Number(await INVALIDATE_TAG.run(client, [tagKey], []))
+    const members = await client.smembers(tagKey)
+    if (members.length === 0) return 0
+    try {
+      // Out of the set first: a fill that indexes one of them again meanwhile stays indexed (SREM
+      // of the last member deletes the set, as UNLINK would).
+      await client.srem(tagKey, ...members)
+      await Promise.all(members.map((member) => client.unlink(member)))
+    } catch (error) {
+      if (isOutage(error)) unfinished(members)
+      throw error
+    }
+    return members.length
   }
 
-  /** A prefix invalidation: SCAN, each round trip bounded by `step`. */
+  /** A prefix invalidation: SCAN (every master of a Cluster), each round trip bounded by `step`. */
   async invalidatePrefix(client: RedisClient, prefix: string, step: Step): Promise<number> {
     const pattern = this.keys.scanPattern(prefix)
     let removed = 0
     for await (const found of scanBatches(client, pattern, 1000, step)) {
       const doomed = prefix.length <= HASHED_HEAD ? found : await this.reallyUnder(client, found, prefix, step)
-      if (doomed.length > 0) removed += await step(client.unlink(...doomed))
+      if (doomed.length > 0) removed += await step(unlinkEach(client, doomed))
     }
     return removed
   }

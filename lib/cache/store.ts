@@ -94,7 +94,9 @@ export class CacheStore {
     return this.ctx.run({
       redis: (client) => {
         this.memory.invalidate(target)
-        return this.redis.invalidate(client, target)
+        return this.redis.invalidate(client, target, (keys) => {
+          for (const key of keys) this.ctx.record({ op: 'del', key })
+        })
       },
       memory: () => this.memory.invalidate(target),
       journal: this.journalOf(target),

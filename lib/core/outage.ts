@@ -19,6 +19,10 @@ const REFUSED_BEFORE_RUNNING = new Set([
   // An ACL refusal is a configuration error, but the write did not run: keep it (journaled) rather
   // than lose it, and stay on memory until the rights check of the comeback passes (verify.ts).
   'NOPERM',
+  // A Cluster node serving another slot than the client thought. ioredis follows these itself,
+  // except in an auto-pipelined batch whose commands got different redirections (a master just
+  // died, its slots not yet moved): the batch's callers see the raw reply.
+  'MOVED', 'ASK',
 ])
 /** Refusals of writes only: such a Redis still answers PING. */
 const WRITE_REFUSALS = new Set(['READONLY', 'MISCONF', 'OOM', 'NOREPLICAS'])

@@ -11,7 +11,7 @@
  *   the same tick as the switch to ready (replay.ts explains why that order is safe).
  */
 import { retryDelay } from './redis-client.js'
-import type { RedisClient } from './redis-types.js'
+import { isCluster, type RedisClient } from './redis-types.js'
 import type { Replayer, ReplayReport } from './replay.js'
 import { classify } from './outage.js'
 import { Tracked, within, type Watchdog } from './watchdog.js'
@@ -123,6 +123,10 @@ export class Recovery {
     } catch (error) {
       this.host.noteError(error)
       this.streak = 0
+      // On a Cluster the probe's PING can be stuck on a master that hangs (its socket open) after its
+      // replica took over: only a slot map refresh drops that node, failing the PING, so that the
+      // next probe reaches a live master and the comeback can start.
+      if (isCluster(client)) client.refreshSlotsCache()
       next = retryDelay(this.attempt++, this.host.maxRetryDelayMs)
     } finally {
       this.probing = false

@@ -64,11 +64,6 @@ function splitDuringOutage(
  */
 export function createRateLimit(ctx: FeatureContext, names: LimiterNames, options: Readonly<Partial<RateLimitOptions>> = {}): RateLimitRequestHandler {
   const config = parseRateLimitOptions(options)
-  if (ctx.client?.isCluster) {
-    // rate-limit-redis would load its scripts on a random node; NOSCRIPT elsewhere would be a 500.
-    throw invalidOption('rateLimit with a Redis Cluster client (`redis`)', 'is not supported',
-      'Give the kit a single Redis (or Sentinel) connection, or use express-rate-limit with a store of your own.')
-  }
   const { name, onRedisDown, instances } = config.store
   names.check(name, options.name !== undefined)
 

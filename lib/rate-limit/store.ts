@@ -9,11 +9,12 @@
  * got no answer is never replayed: it may have counted already (it is reported as in doubt).
  */
 import type { ClientRateLimitInfo, Options as ExpressRateLimitOptions, Store } from 'express-rate-limit'
-import { RedisStore, type RedisReply } from 'rate-limit-redis'
+import { RedisStore } from 'rate-limit-redis'
 import type { FeatureContext } from '../core/context.js'
 import type { JournalWrite } from '../core/journal.js'
 import type { MemoryStore } from '../core/memory.js'
 import { isOutage, NotSentError } from '../core/outage.js'
+import { rateLimitCommands } from './commands.js'
 import type { RedisDownPolicy } from './options.js'
 
 export interface FailoverRateLimitStoreOptions {
@@ -57,17 +58,14 @@ export class FailoverRateLimitStore implements Store {
   /**
    * Called whenever the kit (re)connects (by the kit: no need to call it). rate-limit-redis loads
    * its scripts once, in init(): a load that failed while Redis was down would fail every later
-   * call, so each connection gets a fresh store (two SCRIPT LOADs). A script flushed later
-   * (SCRIPT FLUSH, failover to a replica) is reloaded by rate-limit-redis itself on NOSCRIPT,
-   * which never ran the script: no double count.
+   * call, so each connection gets a fresh store (two SCRIPT LOADs; on a Cluster, on every master).
+   * A script flushed later (SCRIPT FLUSH, failover to a replica) is reloaded on NOSCRIPT, which
+   * never ran the script: no double count (see commands.ts).
    */
   connectRedis(): RedisStore | undefined {
     const client = this.ctx.client
     if (!client || !this.options) return undefined
-    const store = new RedisStore({
-      prefix: this.prefix,
-      sendCommand: (command: string, ...args: string[]) => client.call(command, ...args) as Promise<RedisReply>,
-    })
+    const store = new RedisStore({ prefix: this.prefix, ...rateLimitCommands(client) })
     store.init(this.options).catch((error: unknown) => this.warnLoadFailure(error))
     // Registered before any call waits on it, so it runs first: a call that then fails on this
     // failed load never sent its EVALSHA, and its hit is replayed like any other outage hit.

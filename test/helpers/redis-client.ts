@@ -8,10 +8,10 @@
  * disconnect(). A client made in a `before` hook lives until the suite's `after` disconnects it
  * (or, failing that, the end of the run).
  */
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { RedisServer } from './redis-server.js'
 
-const open = new Map<Redis, 'test' | 'suite'>()
+const open = new Map<Redis | Cluster, 'test' | 'suite'>()
 let inTest = false
 
 /** A client of `target` (a RedisServer, whose password it uses, or a port on 127.0.0.1). */
@@ -22,6 +22,27 @@ export function testClient(target: RedisServer | number, options: RedisOptions =
   client.on('error', () => {})
   open.set(client, inTest ? 'test' : 'suite')
   client.once('end', () => { open.delete(client) })
+  return client
+}
+
+/**
+ * A Cluster client of `nodes` (a RedisCluster's startupNodes), resolved once it has loaded the slot
+ * map: a keyless command sent before that goes to a random start-up node. Tracked like testClient.
+ */
+export async function testClusterClient(nodes: ReadonlyArray<{ host: string; port: number }>, options: ClusterOptions = {}): Promise<Cluster> {
+  const client = new Cluster([...nodes], {
+    // Fail over with the cluster rather than fail a test's lookup at the first refused connection.
+    retryDelayOnClusterDown: 100,
+    retryDelayOnFailover: 100,
+    slotsRefreshTimeout: 1000,
+    redisOptions: { connectTimeout: 1000 },
+    ...options,
+  })
+  client.on('error', () => {})
+  client.on('node error', () => {})
+  open.set(client, inTest ? 'test' : 'suite')
+  client.once('end', () => { open.delete(client) })
+  if (client.status !== 'ready') await new Promise<void>((resolve) => client.once('ready', () => resolve()))
   return client
 }
 

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import express, { type NextFunction, type Request, type Response } from 'express'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import type { InDoubtWrite, Kit } from '../../lib/index.js'
 import { eventually } from './kit.js'
 import { TEST_SECRET } from './session-app.js'
@@ -43,7 +43,14 @@ export interface WorkloadResult {
   calls: number
   requests: number
   inDoubt: InDoubtWrite[]
+  /** The longest one client call waited for its answer, in ms. */
+  slowestCallMs: number
+  /** The longest one HTTP request waited for its status and headers, in ms. */
+  slowestRequestMs: number
 }
+
+/** The real clock, bound before a test can fake the kit's (helpers/clock.ts). */
+const realNow: () => number = performance.now.bind(performance)
 
 /** An app with every feature, for the HTTP loops. */
 function appFor(kit: Kit): express.Express {
@@ -70,6 +77,8 @@ export class Workload {
   private readonly inDoubt: InDoubtWrite[] = []
   private calls = 0
   private requests = 0
+  private slowestCallMs = 0
+  private slowestRequestMs = 0
   private loops: Promise<void>[] = []
   private server: Server | undefined
   private base = ''
@@ -113,22 +122,32 @@ export class Workload {
     await Promise.all(this.loops)
     this.kit.off('inDoubt', this.onDoubt)
     await new Promise<void>((resolve) => { if (this.server) this.server.close(() => resolve()); else resolve() })
-    return { failures: this.failures, calls: this.calls, requests: this.requests, inDoubt: this.inDoubt }
+    return {
+      failures: this.failures, calls: this.calls, requests: this.requests, inDoubt: this.inDoubt,
+      slowestCallMs: this.slowestCallMs, slowestRequestMs: this.slowestRequestMs,
+    }
+  }
+
+  /** Awaits one client call, keeping the longest wait. */
+  private async timedCall<T>(call: Promise<T>, started = realNow()): Promise<T> {
+    const value = await call
+    this.slowestCallMs = Math.max(this.slowestCallMs, realNow() - started)
+    return value
   }
 
   private async clientLoop(i: number, tally: ClientTally): Promise<void> {
     const client = this.kit.client
     for (let n = 1; this.running; n++) {
       try {
-        await client.increment(`${this.tag}:c:${i}`)
+        await this.timedCall(client.increment(`${this.tag}:c:${i}`))
         tally.increments += 1
-        await client.set(`${this.tag}:s:${i}`, n, 3600)
+        await this.timedCall(client.set(`${this.tag}:s:${i}`, n, 3600))
         tally.value = n
         if (n % 2 === 0) {
-          await client.set(`${this.tag}:d:${i}`, n, 3600)
+          await this.timedCall(client.set(`${this.tag}:d:${i}`, n, 3600))
           tally.toggled = n
         } else {
-          await client.delete(`${this.tag}:d:${i}`)
+          await this.timedCall(client.delete(`${this.tag}:d:${i}`))
           tally.toggled = null
         }
         this.calls += 4
@@ -140,7 +159,10 @@ export class Workload {
   }
 
   private async send(method: string, path: string, headers: Record<string, string> = {}): Promise<globalThis.Response> {
+    const started = realNow()
     const res = await fetch(`${this.base}${path}`, { method, headers })
+    // Until the status and headers arrived: the app answers only once every kit call has.
+    this.slowestRequestMs = Math.max(this.slowestRequestMs, realNow() - started)
     this.requests += 1
     if (res.status >= 400 && !(path === '/me' && res.status === 401)) this.failures.push(new Error(`${method} ${path} answered ${res.status}: ${await res.text()}`))
     return res
@@ -182,7 +204,7 @@ export class Workload {
   }
 
   /** Asserts Redis holds exactly what was acknowledged (in-doubt increments and hits excepted, by their amount). */
-  async verify(redis: Redis, keyPrefix = ''): Promise<{ inDoubt: number }> {
+  async verify(redis: Redis | Cluster, keyPrefix = ''): Promise<{ inDoubt: number }> {
     const doubt = new Map<string, number>()
     for (const write of this.inDoubt) doubt.set(write.key, (doubt.get(write.key) ?? 0) + Math.abs(write.amount))
     for (const [i, tally] of this.clients.entries()) {
