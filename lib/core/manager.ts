@@ -16,6 +16,7 @@ import calculateSlot from 'cluster-key-slot'
 import type { Backend, KitEvents, KitState } from '../types.js'
 import { redactError, redactText, type KitConfig } from './config.js'
 import { FeatureContext } from './context.js'
+import { withHint } from './hints.js'
 import { OutageJournal } from './journal.js'
 import { Log } from './log.js'
 import { Features } from './features.js'
@@ -27,7 +28,7 @@ import { createRedisClient, describeClient, settingsWarning } from './redis-clie
 import type { RedisClient } from './redis-types.js'
 import { Replayer, type ReplayReport } from './replay.js'
 import { Router } from './router.js'
-import { verifyServer } from './verify.js'
+import { ServerRejected, verifyServer } from './verify.js'
 import { Watchdog, within, type Verdict } from './watchdog.js'
 
 /** Below this, a stall verdict trips on a healthy Redis answering a burst on a loaded machine. */
@@ -43,8 +44,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   readonly router: Router
   /** What the kit did, counted (metrics.ts). */
   readonly metrics = new Metrics()
-  /** Which server the kit uses, without secrets, for logs and health output. */
-  readonly server: string
+  /** Where the kit is configured to connect, without secrets. */
+  private readonly configured: string
   private readonly replayer: Replayer
   private readonly recovery: Recovery | undefined
   private readonly client: RedisClient | undefined
@@ -57,6 +58,12 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   private closed = false
   private ownsClient = false
   private selectFailed: Error | undefined
+  /** Connected (TCP, and TLS if on) with no reply yet: a reset now is a refusal, not an outage (hints.ts). */
+  private beforeFirstReply = false
+  /** The reason the server was last rejected in this outage (verify.ts), logged once. */
+  private rejection: string | undefined
+  /** Key namespaces of the features in use, for the rights check (verify.ts). */
+  private readonly namespaces = new Set<string>()
   /** Increments reported in doubt during the current outage, for the comeback's log line. */
   private inDoubt = 0
   private settleFirstAttempt: () => void = () => {}
@@ -92,7 +99,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     this.firstAttempt = new Promise((resolve) => { this.settleFirstAttempt = resolve })
     if (!config.enabled) {
       this.currentState = 'disabled'
-      this.server = 'none (disabled)'
+      this.configured = 'none (disabled)'
       this.settleFirstAttempt()
       this.log.info('Redis is disabled (ENABLE_REDIS=false or enabled: false); every feature serves from memory')
       return
@@ -101,17 +108,28 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     this.ownsClient = config.redis === undefined
     const client = config.redis ?? createRedisClient(config)
     this.client = client
-    this.server = this.ownsClient ? config.server : describeClient(client)
+    this.configured = this.ownsClient ? config.server : describeClient(client)
     const risky = this.ownsClient ? undefined : settingsWarning(client)
     if (risky) this.log.warn('ERR_KIT_CLIENT_SETTINGS', risky)
     this.recovery = new Recovery(this.recoveryHost(client))
     this.attach(client)
     this.connectTimer = setTimeout(() => {
-      this.degrade(new Error(`Redis was not ready within connectTimeoutMs (${config.connectTimeoutMs} ms)`))
+      this.degrade(this.error ?? new Error(`Redis was not ready within connectTimeoutMs (${config.connectTimeoutMs} ms)`))
     }, config.connectTimeoutMs)
     this.connectTimer.unref()
     if (client.status === 'ready') this.recovery.connectionReady()
     else if (client.status === 'wait' || client.status === 'end') client.connect().catch(() => {})
+  }
+
+  /**
+   * Which server the kit uses, without secrets, for logs and health output: for Sentinel also the
+   * master it is connected to now (it changes with every failover).
+   */
+  get server(): string {
+    const stream = (this.client as { stream?: { remoteAddress?: string; remotePort?: number } } | undefined)?.stream
+    const sentinel = this.config.topology.kind === 'sentinel' && this.config.redis === undefined
+    if (!sentinel || this.client?.status !== 'ready' || !stream?.remoteAddress) return this.configured
+    return `${this.configured} (master ${stream.remoteAddress.includes(':') ? `[${stream.remoteAddress}]` : stream.remoteAddress}:${stream.remotePort ?? '?'})`
   }
 
   get state(): KitState {
@@ -163,6 +181,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
 
   /** The narrow handle a feature works through (one per feature name). */
   context(feature: string, namespace: string): FeatureContext {
+    this.namespaces.add(namespace)
     return this.features.context(feature, () => new FeatureContext(this, feature, namespace))
   }
 
@@ -218,11 +237,9 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     client.removeListener('connect', this.onConnect)
     if (!this.ownsClient) return
     client.on('error', () => {}) // a late socket error must not become an unhandled 'error' event
-    if (client.status === 'ready') {
-      await within(client.quit(), this.config.commandTimeoutMs, 'QUIT').catch(() => client.disconnect())
-    } else {
-      client.disconnect()
-    }
+    if (client.status === 'ready') await within(client.quit(), this.config.commandTimeoutMs, 'QUIT').catch(() => {})
+    // Also after QUIT: only disconnect() ends a Sentinel client's subscriptions to the sentinels.
+    client.disconnect()
   }
 
   private recoveryHost(client: RedisClient): RecoveryHost {
@@ -237,8 +254,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
       initial: () => this.currentState === 'connecting',
       blocked: () => this.selectFailed,
       probed: (result) => this.metrics.probes.add({ result }),
-      verify: (target) => verifyServer(target, this.config.topology, this.config.keyPrefix, Math.max(this.config.commandTimeoutMs, 1000)),
-      noteError: (error) => { this.error = this.redact(error) },
+      verify: (target) => verifyServer(target, this.config.topology, this.config.keyPrefix, Math.max(this.config.commandTimeoutMs, 1000), [...this.namespaces]),
+      noteError: (error) => this.rejected(error),
       resumed: (awaited, sent, lastBatches) => this.resumed(awaited, sent, lastBatches),
       failed: (error) => this.degrade(error),
     }
@@ -264,15 +281,18 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
 
   private readonly onConnect = (): void => {
     this.selectFailed = undefined
+    this.beforeFirstReply = true
   }
 
   private readonly onClose = (): void => {
+    this.beforeFirstReply = false
     if (this.closed) return
     this.recovery?.connectionClosed()
     this.degrade(this.error ?? new Error('Redis connection closed'))
   }
 
   private readonly onReady = (): void => {
+    this.beforeFirstReply = false
     this.recovery?.connectionReady()
   }
 
@@ -317,6 +337,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     } else if (to === 'degraded') {
       this.log.notice(`Redis unavailable at ${this.server} (${error?.message ?? 'unknown error'}); serving from memory until it answers again`)
       this.log.forget('outage')
+      this.rejection = undefined
     }
     this.settleFirstAttempt()
     this.emit('stateChange', to, from)
@@ -343,8 +364,27 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
       + 'Raise the journal limits if outages last this long. Logged once per outage.', `${feature}\0outage`)
   }
 
+  /**
+   * A comeback failed. A server that answers but cannot be used as configured (a Sentinel or a
+   * replica behind a URL, an ACL user without a right the kit needs) will not get better by
+   * waiting: the first attempt settles at once, and during an outage each new reason is logged once.
+   */
+  private rejected(error: unknown): void {
+    this.error = this.redact(error)
+    if (!(error instanceof ServerRejected) || this.rejection === this.error.message) return
+    if (this.currentState === 'connecting') this.degrade(error) // its log line names the reason
+    else this.log.warn('ERR_KIT_SERVER_REJECTED', `Redis at ${this.server} answers but cannot be used: ${this.error.message}`)
+    this.rejection = this.error.message
+  }
+
+  /** An error safe to show, with the fix for a connection problem the kit recognises (hints.ts). */
   private redact(error: unknown): Error {
-    return redactError(error, this.config)
+    const source = error instanceof Error ? error : new Error(String(error))
+    const tls = this.config.tls !== undefined || (this.config.redis !== undefined && /^rediss:/.test(this.configured))
+    const hinted = withHint(source, {
+      tls, clientCert: this.config.tls?.cert !== undefined, beforeFirstReply: this.beforeFirstReply, server: this.configured,
+    })
+    return redactError(hinted, this.config)
   }
 
 }

@@ -9,7 +9,7 @@
  * the real reply in the background, so the kit learns whether a call it gave up on ran.
  */
 import { isIP } from 'node:net'
-import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { KitConfig } from './config.js'
 import { isCluster, type RedisClient } from './redis-types.js'
 
@@ -42,7 +42,26 @@ function tlsFor(config: KitConfig, host: string): RedisOptions['tls'] {
   return config.tls.servername !== undefined || isIP(host) !== 0 ? config.tls : { ...config.tls, servername: host }
 }
 
-export function createRedisClient(config: KitConfig, overrides: Partial<RedisOptions> = {}): RedisClient {
+interface QuietableClient {
+  listenerCount(event: string): number
+  on(event: string, listener: () => void): unknown
+}
+
+/**
+ * ioredis' failover detector subscribes to each sentinel on clients of its own, without an 'error'
+ * listener: a sentinel that dies makes ioredis print "Unhandled error event" at every reconnection
+ * attempt of that client, for as long as the sentinel is down. Reconnecting is the detector's
+ * business (a dead sentinel is normal in a quorum); the kit only keeps it quiet.
+ */
+function quietFailoverDetector(client: Redis): void {
+  const connector = (client as unknown as { connector?: { failoverDetector?: { sentinels?: { client?: QuietableClient }[] } | null } }).connector
+  for (const { client: sentinel } of connector?.failoverDetector?.sentinels ?? []) {
+    if (sentinel && sentinel.listenerCount('error') === 0) sentinel.on('error', () => {})
+  }
+}
+
+/** `overrides` win over the kit's settings for every connection (each node of a Cluster); `clusterOverrides` for a Cluster client itself. */
+export function createRedisClient(config: KitConfig, overrides: Partial<RedisOptions> = {}, clusterOverrides: Partial<ClusterOptions> = {}): RedisClient {
   const { topology } = config
   // Commands issued in one event-loop turn leave in one socket write: under concurrent requests
   // the write syscall, not Redis, is the client's main cost.
@@ -56,12 +75,16 @@ export function createRedisClient(config: KitConfig, overrides: Partial<RedisOpt
       // MOVED, ASK, TRYAGAIN and CLUSTERDOWN are answers Redis gives before running a command, so
       // retrying them is safe; a command lost with its connection is not retried (it may have run).
       retryDelayOnFailover: 0,
+      // A slot map refresh asks one node after another: one that hangs (a master frozen while its
+      // replica takes over) must cost no more than any call, not ioredis' 1 s.
+      slotsRefreshTimeout: config.commandTimeoutMs,
       clusterRetryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
       ...(config.tls !== undefined ? { dnsLookup: (address, callback) => callback(null, address) } : {}),
+      ...clusterOverrides,
     })
   }
   if (topology.kind === 'sentinel') {
-    return new Redis({
+    const client = new Redis({
       ...shared,
       sentinels: topology.nodes,
       name: topology.name,
@@ -74,7 +97,11 @@ export function createRedisClient(config: KitConfig, overrides: Partial<RedisOpt
       failoverDetector: true,
       sentinelRetryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
       retryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
+      ...overrides,
     })
+    // The detector is made when the connection to the master opens, before ioredis says 'connect'.
+    client.on('connect', () => quietFailoverDetector(client))
+    return client
   }
   const { url } = topology
   const host = url.hostname.replace(/^\[|\]$/g, '')
@@ -85,6 +112,7 @@ export function createRedisClient(config: KitConfig, overrides: Partial<RedisOpt
     db: config.db,
     ...(config.tls !== undefined ? { tls: tlsFor(config, host) } : {}),
     retryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
+    ...overrides,
   })
 }
 

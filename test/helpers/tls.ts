@@ -101,18 +101,43 @@ export async function makeCertificates(dir: string): Promise<TestCertificates> {
   return { dir, ca: load('ca'), server: load('server'), client: load('client'), otherCa: load('other-ca'), otherClient: load('other-client') }
 }
 
+/**
+ * One more server certificate, signed by `certs.ca`, for other names than the default one's (e.g.
+ * `DNS:redis.internal` only): a server presenting it to a client that connects by IP fails the
+ * host name check, as when a certificate was issued for a DNS name and the app uses an address.
+ * The result can replace `certs.server` in RedisTlsServerOptions.
+ */
+export async function makeServerCertificate(certs: TestCertificates, name: string, subjectAltName: string): Promise<CertificateFiles> {
+  const certPath = join(certs.dir, `${name}.crt`)
+  const keyPath = join(certs.dir, `${name}.key`)
+  const extfile = join(certs.dir, `${name}.ext`)
+  writeFileSync(extfile, ['basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature', 'extendedKeyUsage = serverAuth',
+    `subjectAltName = ${subjectAltName}`, 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', ''].join('\n'))
+  await run('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', keyPath])
+  const csr = join(certs.dir, `${name}.csr`)
+  await run('openssl', ['req', '-new', '-config', join(certs.dir, 'openssl.cnf'), '-subj', `/CN=${name}`, '-key', keyPath, '-out', csr])
+  await run('openssl', ['x509', '-req', '-in', csr, '-CA', certs.ca.certPath, '-CAkey', certs.ca.keyPath,
+    '-set_serial', `0x${randomBytes(12).toString('hex')}`, '-sha256', '-days', '2', '-extfile', extfile, '-out', certPath])
+  return { certPath, keyPath, cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') }
+}
+
 export interface RedisTlsServerOptions {
   /** `tls-auth-clients yes`: the server refuses clients without a certificate signed by the CA. */
   mutual: boolean
   certs: TestCertificates
   /** Reuse a port (for restarts on the same address). */
   port?: number
+  /** The certificate the server presents. Defaults to `certs.server` (localhost, 127.0.0.1). */
+  serverCertificate?: CertificateFiles
+  /** The name clients check it against (SNI), for a certificate without 127.0.0.1 (see makeServerCertificate). */
+  servername?: string
 }
 
 export class RedisTlsServer {
   readonly port: number
   readonly mutual: boolean
   readonly certs: TestCertificates
+  readonly servername: string | undefined
   private readonly process: RedisProcess
   private readonly dir: string
 
@@ -120,10 +145,12 @@ export class RedisTlsServer {
     this.port = port
     this.mutual = options.mutual
     this.certs = options.certs
+    this.servername = options.servername
     this.dir = mkdtempSync(join(tmpdir(), 'erk-redis-tls-'))
     const { certs } = options
+    const server = options.serverCertificate ?? certs.server
     const args = ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--daemonize', 'no', '--loglevel', 'warning',
-      '--tls-cert-file', certs.server.certPath, '--tls-key-file', certs.server.keyPath, '--tls-ca-cert-file', certs.ca.certPath,
+      '--tls-cert-file', server.certPath, '--tls-key-file', server.keyPath, '--tls-ca-cert-file', certs.ca.certPath,
       '--tls-auth-clients', options.mutual ? 'yes' : 'no',
       '--appendonly', 'no', '--save', '', '--dir', this.dir]
     // Ready only once a real TLS PING succeeds: the port accepting TCP says nothing about the handshake.
@@ -157,7 +184,8 @@ export class RedisTlsServer {
    */
   tlsOptions(): ConnectionOptions {
     const { certs } = this
-    return this.mutual ? { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key } : { ca: certs.ca.cert }
+    const name = this.servername === undefined ? {} : { servername: this.servername }
+    return this.mutual ? { ca: certs.ca.cert, cert: certs.client.cert, key: certs.client.key, ...name } : { ca: certs.ca.cert, ...name }
   }
 
   private connector(): Connect {
