@@ -4,11 +4,16 @@
  *
  *   npm start                      # serves on :8000, from Redis if REDIS_URL answers, else from memory
  *   curl http://localhost:8000/health/redis
+ *   curl -i -X POST http://localhost:8000/api/scans/example.com/jobs    # 202, Location: /api/jobs/scan/example.com
+ *   open http://localhost:8000/admin/queues                             # the queue dashboard, after /login
  */
 import type { Server } from 'node:http'
+import { createBullBoard } from '@bull-board/api'
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter'
+import { ExpressAdapter } from '@bull-board/express'
 import express, { type Express, type NextFunction, type Request, type Response } from 'express'
 import helmet from 'helmet'
-import { createKit, type Kit, type KitOptions } from '../lib/index.js'
+import { createKit, KitError, type JobQueue, type Kit, type KitOptions } from '../lib/index.js'
 
 declare module 'express-session' {
   interface SessionData {
@@ -26,7 +31,56 @@ export interface ExampleOptions {
   rateLimit?: number
   /** How long a simulated scan takes. Defaults to 100 ms. */
   scanMs?: number
+  /** How long a background scan job takes (it reports progress four times). Defaults to 2000 ms. */
+  scanJobMs?: number
 }
+
+export interface ScanJob {
+  target: string
+}
+
+export interface ScanReport {
+  target: string
+  openPorts: number[]
+  findings: string[]
+  scannedAt: string
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** 503 + Retry-After when the queue cannot take or read jobs; 400 for an id BullMQ refuses; the rest to express. */
+function queueErrors(error: unknown, res: Response, next: NextFunction): void {
+  if (error instanceof KitError && error.code === 'ERR_KIT_QUEUE_UNAVAILABLE') {
+    res.status(503).set('Retry-After', '5').json({ error: 'the job queue is unavailable, try again shortly' })
+  } else if (error instanceof KitError && error.code === 'ERR_KIT_INVALID_ARGUMENT') {
+    res.status(400).json({ error: error.message })
+  } else {
+    next(error)
+  }
+}
+
+/** The queue dashboard (@bull-board) at /admin/queues, for logged-in users only. */
+function mountDashboard(app: Express, scans: JobQueue<ScanJob, ScanReport>): void {
+  const requireLogin = (req: Request, res: Response, next: NextFunction): void => {
+    if (req.session.user) return next()
+    if (req.accepts(['json', 'html']) === 'html') res.redirect(303, '/login')
+    else res.status(401).json({ error: 'log in first (POST /login)' })
+  }
+  const board = new ExpressAdapter()
+  board.setBasePath('/admin/queues')
+  if (scans.bullmq) {
+    createBullBoard({ queues: [new BullMQAdapter(scans.bullmq)], serverAdapter: board, options: { uiConfig: { boardTitle: 'Scan jobs' } } })
+    app.use('/admin/queues', requireLogin, board.getRouter())
+  } else {
+    app.use('/admin/queues', requireLogin, (_req: Request, res: Response) => {
+      res.status(503).json({ error: 'the dashboard needs Redis (ENABLE_REDIS=false runs jobs in memory)' })
+    })
+  }
+}
+
+const LOGIN_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Log in</title></head>
+<body><form method="post" action="/login"><label>User <input name="username" autocomplete="username" required></label>
+<button type="submit">Log in</button></form></body></html>`
 
 export function createApp(options: ExampleOptions = {}): { app: Express; kit: Kit } {
   const env = options.kit?.env ?? process.env
@@ -43,14 +97,31 @@ export function createApp(options: ExampleOptions = {}): { app: Express; kit: Ki
     throw new Error(`RATE_LIMIT must be a whole number of requests per minute, got ${String(env.RATE_LIMIT)}`)
   }
   const scanMs = options.scanMs ?? 100
+  const scanJobMs = options.scanJobMs ?? 2000
   let scansComputed = 0
+
+  // Background scans: one job per target at a time (the target is the job id), retried with backoff.
+  // While Redis is down, add() answers at once with state 'held' and the job is added when it is back.
+  const scans = kit.queue<ScanJob, ScanReport>('scan', { attempts: 3, backoff: { type: 'exponential', delay: 1000 } })
+  kit.worker<ScanJob, ScanReport>('scan', async function runScan(job) {
+    for (let step = 1; step <= 4; step++) {
+      await sleep(scanJobMs / 4) // the expensive part
+      await job.updateProgress(step * 25)
+    }
+    return { target: job.data.target, openPorts: [22, 80, 443], findings: [], scannedAt: new Date().toISOString() }
+  }, { concurrency: 4 })
 
   const app = express()
   app.disable('x-powered-by')
   app.use(helmet())
   app.use(express.json({ limit: '10kb' }))
+  app.use(express.urlencoded({ extended: false, limit: '10kb' }))
   app.use('/health', kit.healthRouter())
   app.use(kit.session())
+
+  app.get('/login', (_req: Request, res: Response) => {
+    res.type('html').send(LOGIN_PAGE)
+  })
 
   app.post('/login', kit.rateLimit({ name: 'login', windowMs: 15 * 60_000, limit: 5 }), (req: Request, res: Response, next: NextFunction) => {
     const username: unknown = req.body?.username
@@ -62,7 +133,9 @@ export function createApp(options: ExampleOptions = {}): { app: Express; kit: Ki
     req.session.regenerate((error) => {
       if (error) return next(error)
       req.session.user = username
-      res.json({ user: username })
+      // The login form goes on to the dashboard; API clients get JSON.
+      if (req.is('application/x-www-form-urlencoded')) res.redirect(303, '/admin/queues')
+      else res.json({ user: username })
     })
   })
 
@@ -101,6 +174,32 @@ export function createApp(options: ExampleOptions = {}): { app: Express; kit: Ki
   app.get('/api/visits', async (_req: Request, res: Response) => {
     res.json({ count: await kit.client.increment('visitor_count') })
   })
+
+  app.post('/api/scans/:target/jobs', async (req: Request, res: Response, next: NextFunction) => {
+    const target = String(req.params.target).toLowerCase()
+    if (!TARGET.test(target)) {
+      res.status(400).json({ error: 'target must be a host name' })
+      return
+    }
+    try {
+      const job = await scans.add('scan', { target }, { jobId: target })
+      res.status(202).location(`/api/jobs/scan/${encodeURIComponent(job.id)}`).json(job)
+    } catch (error) {
+      queueErrors(error, res, next)
+    }
+  })
+
+  app.get('/api/jobs/scan/:id', async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const job = await scans.getJob(String(req.params.id))
+      if (job) res.json(job)
+      else res.status(404).json({ error: 'no such job' })
+    } catch (error) {
+      queueErrors(error, res, next)
+    }
+  })
+
+  mountDashboard(app, scans)
 
   return { app, kit }
 }

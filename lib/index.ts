@@ -5,6 +5,10 @@ export { KitError, type KitErrorCode } from './core/errors.js'
 export { redactUrl } from './core/config.js'
 export type { CacheOptions, InvalidateTarget } from './cache/index.js'
 export type {
+  AddOptions, Backoff, JobInfo, JobProgress, JobQueue, JobSettings, JobState, JobWorker, JobWorkerEvents, KeepJobs, Processor,
+  QueueDownPolicy, QueueHealth, QueueOptions, WorkerJob, WorkerOptions,
+} from './jobs/index.js'
+export type {
   FailoverRateLimitStore, FailoverRateLimitStoreOptions, RateLimitOptions, RateLimitStoreOptions, RedisDownPolicy,
 } from './rate-limit/index.js'
 export type {

@@ -5,6 +5,7 @@ import { KeyValueClient } from './client/index.js'
 import { resolveConfig } from './core/config.js'
 import { ConnectionManager } from './core/manager.js'
 import { createHealthRouter } from './health/index.js'
+import { JobsRuntime, type JobQueue, type JobWorker, type Processor, type QueueOptions, type WorkerOptions } from './jobs/index.js'
 import type { RateLimitRequestHandler } from 'express-rate-limit'
 import { createRateLimit, FailoverRateLimitStore, LimiterNames, type FailoverRateLimitStoreOptions, type RateLimitOptions } from './rate-limit/index.js'
 import { parseRateLimitStoreOptions } from './rate-limit/options.js'
@@ -22,6 +23,8 @@ export class Kit {
   private cacheRuntime: CacheRuntime | undefined
   /** The names of this kit's limiters, which must differ. */
   private readonly limiterNames = new LimiterNames()
+  /** This kit's job queues and workers, created on first use. */
+  private jobsRuntime: JobsRuntime | undefined
 
   constructor(options: Readonly<Partial<KitOptions>> = {}) {
     this.manager = new ConnectionManager(resolveConfig(options))
@@ -36,6 +39,11 @@ export class Kit {
   private cache_(): CacheRuntime {
     this.cacheRuntime ??= new CacheRuntime(this.manager.context('cache', 'cache:'))
     return this.cacheRuntime
+  }
+
+  private jobs_(): JobsRuntime {
+    this.jobsRuntime ??= new JobsRuntime(this.manager.context('jobs', ''))
+    return this.jobsRuntime
   }
 
   /** `'disabled' | 'connecting' | 'ready' | 'degraded'`. */
@@ -115,14 +123,38 @@ export class Kit {
     return this.cache_().invalidate(target)
   }
 
-  /** An express Router: mount it at `/health` for `GET /health` and `GET /health/redis`. */
-  healthRouter(): Router {
-    return createHealthRouter(this.manager)
+  /**
+   * A job queue on BullMQ (created once per name; without options, returns the one created before).
+   * Its keys are `<keyPrefix>job:<name>:<jobId>`. `add()` answers within `commandTimeoutMs` in every
+   * state; while Redis cannot take a job, `onRedisDown` decides: `'hold'` it and add it once Redis
+   * is back (default), `'run-local'` in this process, or `'reject'` it (`ERR_KIT_QUEUE_UNAVAILABLE`).
+   */
+  queue<D = unknown, R = unknown>(name: string, options?: Readonly<Partial<QueueOptions>>): JobQueue<D, R> {
+    return this.jobs_().queue<D, R>(name, options)
   }
 
-  /** Closes the connection and every timer; the process can then exit by itself. */
-  close(): Promise<void> {
-    return this.manager.close()
+  /**
+   * Runs the queue's jobs in this process with `processor` (one worker per queue and kit), on
+   * connections of its own that follow Redis through outages; `kit.close()` lets running jobs finish
+   * (up to `closeTimeoutMs`). It also runs the jobs `'run-local'` keeps in memory.
+   */
+  worker<D = unknown, R = unknown>(name: string, processor: Processor<D, R>, options?: Readonly<Partial<WorkerOptions>>): JobWorker<D, R> {
+    return this.jobs_().worker<D, R>(name, processor, options)
+  }
+
+  /** An express Router: mount it at `/health` for `GET /health` and `GET /health/redis`. */
+  healthRouter(): Router {
+    return createHealthRouter(this.manager, () => this.jobsRuntime?.summary())
+  }
+
+  /**
+   * Workers stop taking jobs and finish running ones (up to their `closeTimeoutMs`), queues add
+   * held jobs if Redis is there; then the connection and every timer close, and the process can
+   * exit by itself.
+   */
+  async close(): Promise<void> {
+    await this.jobsRuntime?.close()
+    await this.manager.close()
   }
 }
 

@@ -5,6 +5,7 @@ export const KIT_ERROR_CODES = [
   'ERR_KIT_NOT_INTEGER',
   'ERR_KIT_WRONG_TYPE',
   'ERR_KIT_CLOSED',
+  'ERR_KIT_QUEUE_UNAVAILABLE',
 ] as const
 
 /** Stable error codes: match on `err.code`, never on the message. */

@@ -5,8 +5,13 @@
  */
 import express, { type Request, type Response, type Router } from 'express'
 import type { ConnectionManager } from '../core/manager.js'
+import type { QueueHealth } from '../jobs/types.js'
 
-export function createHealthRouter(manager: ConnectionManager): Router {
+/**
+ * @param queues each job queue's counts and held jobs (bounded by commandTimeoutMs; counts are
+ *   null while Redis cannot answer), or undefined when the app has no queue.
+ */
+export function createHealthRouter(manager: ConnectionManager, queues: () => Promise<Record<string, QueueHealth>> | undefined = () => undefined): Router {
   const router = express.Router()
 
   router.get('/redis', async function redisHealth(_req: Request, res: Response) {
@@ -26,8 +31,10 @@ export function createHealthRouter(manager: ConnectionManager): Router {
     }
   })
 
-  router.get('/', function summary(_req: Request, res: Response) {
+  router.get('/', async function summary(_req: Request, res: Response) {
     res.set('Cache-Control', 'no-store')
+    // Held jobs wait for Redis like journaled writes do: the app is serving, so this stays 200.
+    const jobs = await queues()
     const backend = manager.backend()
     const features: Record<string, string> = {}
     for (const name of manager.features.names) features[name] = backend
@@ -42,6 +49,7 @@ export function createHealthRouter(manager: ConnectionManager): Router {
       features,
       server: manager.server,
       journal: { pending: manager.pending, batchesInDoubt: manager.batchesInDoubt },
+      ...(jobs && Object.keys(jobs).length > 0 ? { queues: jobs } : {}),
     })
   })
 
