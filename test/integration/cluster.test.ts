@@ -19,6 +19,7 @@ import { parseInfo, RedisCluster, redisCommand, redisText, type ClusterMaster } 
 import { eventually, internals, SLACK, testKit, timed, waitForReplay, waitForState, type RecordingLogger } from '../helpers/kit.js'
 import { hit, listen, rateLimitedApp, tally } from '../helpers/rate-limit-app.js'
 import { testClusterClient } from '../helpers/redis-client.js'
+import { Runs } from '../helpers/jobs.js'
 import { sessionApp } from '../helpers/session-app.js'
 import { Workload } from '../helpers/workload.js'
 
@@ -323,6 +324,30 @@ describe('Redis Cluster: every feature end to end (3 masters + 3 replicas)', fun
     }
     assert.deepEqual(errors, [])
     assert.equal(kit.state, 'ready')
+  })
+
+  it('job queue: the queue name is hash-tagged so BullMQ\'s scripts run in one slot; jobs added by two kits run once each', async () => {
+    const producer = await readyKit({ keyPrefix: 'q1:' })
+    const consumer = await readyKit({ keyPrefix: 'q1:' })
+    const runs = new Runs()
+    consumer.worker('scan', runs.processor(), { concurrency: 4 })
+    const ids = Array.from({ length: 20 }, (_, i) => `host-${i}.example`)
+    const answers = await Promise.all(ids.map((id, i) => (i % 2 === 0 ? producer : consumer).queue('scan').add('scan', { id }, { jobId: id })))
+    assert.deepEqual(answers.map((job) => job.state), ids.map(() => 'waiting'))
+    // Adding a waiting or running id again returns that job: one job per id at a time.
+    const again = await producer.queue('scan').add('scan', { id: ids[0] }, { jobId: ids[0] as string })
+    assert.equal(again.id, ids[0])
+    await runs.all(ids)
+    assert.deepEqual(runs.twice(), [])
+    const slot = calculateSlot('q1:job:{scan}:wait')
+    for (const id of ids.slice(0, 3)) {
+      assert.equal(calculateSlot(`q1:job:{scan}:${id}`), slot, 'every key of the queue is in one slot')
+      assert.equal(await admin.exists(`q1:job:{scan}:${id}`), 1, `${id} is a hash under the tagged name`)
+    }
+    await eventually(async () => (await producer.queue('scan').getJob(ids[5] as string))?.state === 'completed', 10_000, 'the job shows completed')
+    const done = await producer.queue('scan').getJob(ids[5] as string)
+    assert.deepEqual(done?.result, { id: ids[5], data: { id: ids[5] } })
+    assert.equal(producer.state, 'ready')
   })
 
   it('the journal of an outage of the whole cluster is replayed across many slots: every counter exactly once', async () => {
