@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-const ALL = ['client', 'cache', 'session', 'rate-limit', 'jobs']
+const ALL = ['client', 'cache', 'session', 'rate-limit', 'jobs', 'metrics']
 const chosen = process.argv.slice(2).filter((name) => !name.startsWith('-'))
 const unknown = chosen.filter((name) => !ALL.includes(name))
 if (unknown.length > 0) {

@@ -129,6 +129,13 @@ export interface KitOptions {
   redis: RedisClient
   /** Where environment variables are read from. Defaults to `process.env`. */
   env: Readonly<Record<string, string | undefined>>
+  /**
+   * OpenTelemetry: when `@opentelemetry/api` is installed, the kit's metrics are observable
+   * instruments on the app's global meter provider (register it before `createKit()`) and its
+   * replays, cache fills and doctor checks are spans on the app's tracer provider; without a
+   * provider, both are no-ops. `false` leaves OpenTelemetry alone. Defaults to `true`.
+   */
+  telemetry: boolean
 }
 
 /** `kit.client` values: strings and numbers round-trip as themselves, the rest through JSON. */

@@ -33,11 +33,13 @@ export interface KitConfig {
   redis: RedisClient | undefined
   /** The environment the kit reads (the `env` option, else `process.env`), for features' own variables. */
   env: Readonly<Record<string, string | undefined>>
+  /** OpenTelemetry instruments and spans through @opentelemetry/api when it is installed. */
+  telemetry: boolean
 }
 
 const KNOWN_OPTIONS: readonly (keyof KitOptions)[] = [
   'url', 'cluster', 'sentinel', 'tls', 'username', 'password', 'db', 'enabled', 'keyPrefix', 'commandTimeoutMs',
-  'connectTimeoutMs', 'healthTimeoutMs', 'maxRetryDelayMs', 'memory', 'journal', 'logger', 'redis', 'env',
+  'connectTimeoutMs', 'healthTimeoutMs', 'maxRetryDelayMs', 'memory', 'journal', 'logger', 'redis', 'env', 'telemetry',
 ]
 
 const options = new Options('')
@@ -170,6 +172,7 @@ export function resolveConfig(raw: Readonly<Partial<KitOptions>> = {}): KitConfi
     logger: parseLogger(given.logger),
     redis: given.redis,
     env,
+    telemetry: options.boolean(given.telemetry, 'telemetry', true),
   }
 }
 

@@ -7,9 +7,11 @@ import type { Backend, JournalOptions, MemoryOptions } from '../types.js'
 import type { DualCall, SteppedCall } from './calls.js'
 import type { JournalWrite } from './journal.js'
 import type { Log } from './log.js'
+import type { Metrics } from './metrics.js'
 import type { ConnectionManager } from './manager.js'
 import type { MemoryStore } from './memory.js'
 import type { RedisClient } from './redis-types.js'
+import type { KitSpan, SpanAttributes } from './spans.js'
 
 /** The settings a feature may read. */
 export interface FeatureSettings {
@@ -93,6 +95,20 @@ export class FeatureContext {
    */
   onResume(hook: () => void): void {
     this.manager.onResume(hook)
+  }
+
+  /** The kit's counters (metrics.ts): features add their own (cache results, limiter decisions …). */
+  get metrics(): Metrics {
+    return this.manager.metrics
+  }
+
+  /**
+   * Runs `work` in an OpenTelemetry span when the kit's telemetry is on and @opentelemetry/api is
+   * installed (a no-op span without an app provider); else just runs it. Name spans
+   * `express-redis-kit <what>` and keep attributes low-cardinality (a cache's name, never a URL).
+   */
+  span<T>(name: string, attributes: SpanAttributes, work: (span: KitSpan | undefined) => Promise<T>): Promise<T> {
+    return this.manager.span(name, attributes, work)
   }
 
   /** Marks the feature as in use, for the `/health` summary. */

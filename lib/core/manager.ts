@@ -28,6 +28,7 @@ import { createRedisClient, describeClient, settingsWarning } from './redis-clie
 import type { RedisClient } from './redis-types.js'
 import { Replayer, type ReplayReport } from './replay.js'
 import { Router } from './router.js'
+import { inSpan, openTelemetryTracer, type KitSpan, type KitTracer, type SpanAttributes } from './spans.js'
 import { ServerRejected, verifyServer } from './verify.js'
 import { Watchdog, within, type Verdict } from './watchdog.js'
 
@@ -44,6 +45,8 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   readonly router: Router
   /** What the kit did, counted (metrics.ts). */
   readonly metrics = new Metrics()
+  /** Spans for replays and features' slow work: the app's OpenTelemetry tracer, unless `telemetry: false`. */
+  readonly tracer: KitTracer | undefined
   /** Where the kit is configured to connect, without secrets. */
   private readonly configured: string
   private readonly replayer: Replayer
@@ -72,6 +75,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   constructor(config: KitConfig) {
     super()
     this.config = config
+    this.tracer = config.telemetry ? openTelemetryTracer() : undefined
     this.log = new Log(config.logger, (text) => redactText(text, config))
     this.journal = new OutageJournal(config.journal, (feature, key) => this.journalFull(feature, key))
     this.features = new Features(config.memory, (feature) => this.metrics.evictions.add({ feature }))
@@ -193,6 +197,11 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
     this.features.onResume(hook)
   }
 
+  /** Runs `work` in a span of the app's tracer when telemetry is on (spans.ts); else just runs it. */
+  span<T>(name: string, attributes: SpanAttributes, work: (span: KitSpan | undefined) => Promise<T>): Promise<T> {
+    return inSpan(this.tracer, name, attributes, work)
+  }
+
   /** A Redis call failed because Redis is unavailable. */
   failed(error: Error): void {
     this.degrade(error)
@@ -258,6 +267,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
       noteError: (error) => this.rejected(error),
       resumed: (awaited, sent, lastBatches) => this.resumed(awaited, sent, lastBatches),
       failed: (error) => this.degrade(error),
+      span: (name, attributes, work) => this.span(name, attributes, work),
     }
   }
 
@@ -317,6 +327,7 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
       const late = this.replayer.takeReport()
       const failed = awaited.failed + late.failed
       if (failed === 0) return
+      this.metrics.replayRejected.add({}, failed)
       this.log.warn('ERR_KIT_REPLAY_REJECTED', `Redis rejected ${failed} of the ${awaited.applied + sent} write(s) replayed after the outage `
         + `(first: ${awaited.firstError ?? late.firstError ?? ''}); those writes are lost. `
         + 'Another program changed those keys meanwhile (e.g. to another type).')

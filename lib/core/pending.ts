@@ -5,7 +5,7 @@
 import type { DualCall, MemoryReason } from './calls.js'
 import { KitError } from './errors.js'
 import { classify, replyCode } from './outage.js'
-import { publish, type CommandOutcome, type Metrics } from './metrics.js'
+import { listening, publish, type CommandOutcome, type Metrics } from './metrics.js'
 import { Tracked, type Watchdog } from './watchdog.js'
 
 /** What a pending call reports back to the manager. */
@@ -85,7 +85,7 @@ export class Pending<T, R> extends Tracked {
     const metrics = this.host.metrics
     metrics.commands.add({ outcome })
     if (outcome === 'ok') metrics.latency.observe((now - this.started) / 1000)
-    publish('command', () => ({ feature: this.feature, outcome, durationMs: now - this.started }))
+    if (listening('command')) publish('command', () => ({ feature: this.feature, outcome, durationMs: now - this.started }))
   }
 
   private fromMemory(reason: MemoryReason): void {

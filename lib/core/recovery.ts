@@ -14,6 +14,8 @@ import { retryDelay } from './redis-client.js'
 import { isCluster, type RedisClient } from './redis-types.js'
 import type { Replayer, ReplayReport } from './replay.js'
 import { classify } from './outage.js'
+import { publish } from './metrics.js'
+import type { KitSpan, SpanAttributes } from './spans.js'
 import { Tracked, within, type Watchdog } from './watchdog.js'
 
 const GOOD_PROBES = 3
@@ -49,6 +51,14 @@ export interface RecoveryHost {
   resumed(awaited: ReplayReport, sent: number, lastBatches: Promise<unknown>[]): void
   /** A replay batch sent with the switch failed on an outage. */
   failed(error: Error): void
+  /** Runs `work` in a span when the kit's telemetry is on (spans.ts). */
+  span<T>(name: string, attributes: SpanAttributes, work: (span: KitSpan | undefined) => Promise<T>): Promise<T>
+}
+
+/** What one comeback replayed: journal entries and the batches (or clear tasks) that carried them. */
+interface Replayed {
+  entries: number
+  batches: number
 }
 
 export class Recovery {
@@ -177,9 +187,30 @@ export class Recovery {
     })
   }
 
-  /** Write check, awaited replay, then the last batches and the switch in one tick. */
+  /**
+   * The comeback; with writes to replay, in a span ('express-redis-kit replay') and announced on
+   * the replay diagnostics channel once the kit is back on Redis.
+   */
   private async comeback(client: RedisClient): Promise<void> {
+    const pending = this.host.replayer.pending
+    if (pending === 0) {
+      await this.switchBack(client)
+      return
+    }
+    const started = performance.now()
+    await this.host.span('express-redis-kit replay', { 'replay.pending': pending }, async (span) => {
+      const replayed = await this.switchBack(client)
+      if (!replayed) return
+      span?.setAttribute('replay.entries', replayed.entries)
+      span?.setAttribute('replay.batches', replayed.batches)
+      publish('replay', () => ({ ...replayed, durationMs: performance.now() - started }))
+    })
+  }
+
+  /** Write check, awaited replay, then the last batches and the switch in one tick. */
+  private async switchBack(client: RedisClient): Promise<Replayed | undefined> {
     const { replayer } = this.host
+    const stepsBefore = replayer.stepsSent
     try {
       await this.host.verify(client)
       await replayer.checkWrites(client)
@@ -188,7 +219,7 @@ export class Recovery {
       this.streak = 0
       throw error
     }
-    if (this.closed || client.status !== 'ready' || !this.host.wantsRedis()) return
+    if (this.closed || client.status !== 'ready' || !this.host.wantsRedis()) return undefined
     const awaited = replayer.takeReport()
     const lastBatches: Promise<unknown>[] = []
     const sent = replayer.sendRest(client, (copy) => { lastBatches.push(copy); this.watch(copy) })
@@ -196,5 +227,6 @@ export class Recovery {
     this.attempt = 0
     this.streak = 0
     this.host.resumed(awaited, sent, lastBatches)
+    return { entries: awaited.applied + sent, batches: replayer.stepsSent - stepsBefore }
   }
 }

@@ -153,6 +153,8 @@ export class Replayer {
   private readonly instance = randomBytes(9).toString('base64url')
   private sequence = 0
   private current: ReplayReport = { applied: 0, failed: 0, firstError: undefined }
+  /** Batches (and clear tasks) sent to Redis so far, resent copies included: for the replay span. */
+  stepsSent = 0
 
   constructor(private readonly options: ReplayOptions) {}
 
@@ -262,6 +264,7 @@ export class Replayer {
 
   private send(client: RedisClient, batch: Batch): Promise<unknown> {
     batch.state = 'sent'
+    this.stepsSent += 1
     const copy = REPLAY.runInOrder(client, [batch.marker, ...batch.keys], [batch.markerTtlMs, Date.now(), ...batch.ops])
     batch.copy = copy
     // The outcome is kept even when nobody waits any more: a late reply confirms the batch.
@@ -290,6 +293,7 @@ export class Replayer {
 
   private async run(client: RedisClient, step: Step): Promise<void> {
     if (step.kind === 'task') {
+      this.stepsSent += 1
       // Set clears are independent and idempotent: all of them at once, one round trip each.
       await Promise.all(step.effects.map((effect) => runTask(client, effect, this.options.stepTimeoutMs)))
       this.current.applied += step.effects.length

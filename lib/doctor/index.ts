@@ -10,6 +10,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { redactText, resolveConfig, type KitConfig } from '../core/config.js'
 import { isCluster } from '../core/redis-types.js'
+import { inSpan, openTelemetryTracer, type KitTracer } from '../core/spans.js'
 import { ALL_NAMESPACES, deniedRights, describeDenials, wrongKind, type Denial } from '../core/verify.js'
 import { within } from '../core/watchdog.js'
 import type { KitOptions } from '../types.js'
@@ -205,8 +206,23 @@ function success(config: KitConfig, report: DoctorReport, client: Redis | Cluste
   }
 }
 
+/**
+ * One span per check ('express-redis-kit doctor <check>', attributes `doctor.check` and, for a
+ * check that answers yes or no, `doctor.ok`) when telemetry is on and the app has a tracer.
+ */
+function checker(tracer: KitTracer | undefined) {
+  return function check<T>(name: string, work: () => Promise<T>): Promise<T> {
+    return inSpan(tracer, `express-redis-kit doctor ${name}`, { 'doctor.check': name }, async (span) => {
+      const result = await work()
+      if (typeof result === 'boolean') span?.setAttribute('doctor.ok', result)
+      return result
+    })
+  }
+}
+
 export async function runDoctor(options: Readonly<Partial<KitOptions>> = {}, timeoutMs = 2000): Promise<DoctorReport> {
   const config = resolveConfig({ ...options, logger: false })
+  const check = checker(config.telemetry ? openTelemetryTracer() : undefined)
   const report = baseReport(config)
   if (!config.enabled) {
     report.ok = true
@@ -215,10 +231,10 @@ export async function runDoctor(options: Readonly<Partial<KitOptions>> = {}, tim
   }
   let client: Redis | Cluster | undefined
   try {
-    if (!(await checkSentinels(config, report, timeoutMs))) return report
-    client = await connectOnce(config, timeoutMs)
-    const usable = isCluster(client) ? await inspectCluster(client, report, timeoutMs) : await inspectOne(client, config, report, timeoutMs)
-    if (usable && (await checkRightsOf(client, config, report, timeoutMs))) success(config, report, client)
+    if (config.topology.kind === 'sentinel' && !(await check('sentinels', () => checkSentinels(config, report, timeoutMs)))) return report
+    const connected = client = await check('connect', () => connectOnce(config, timeoutMs))
+    const usable = await check('inspect', () => isCluster(connected) ? inspectCluster(connected, report, timeoutMs) : inspectOne(connected, config, report, timeoutMs))
+    if (usable && (await check('rights', () => checkRightsOf(connected, config, report, timeoutMs)))) success(config, report, connected)
   } catch (error) {
     const failure = error instanceof ConnectFailure ? error.original : error instanceof Error ? error : new Error(String(error))
     report.ok = false

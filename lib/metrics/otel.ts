@@ -1,23 +1,31 @@
 /**
- * OpenTelemetry: the kit's metrics as observable instruments read at collection time, command
- * latency recorded on a histogram, and spans for the kit's slow operations (a replay after an
- * outage, a cache fill) — through @opentelemetry/api, an optional peer: with no API installed, or
- * no provider registered by the app, all of it is a no-op.
+ * OpenTelemetry metrics: the kit's counters and gauges as observable instruments read at
+ * collection time, and command latency recorded on a histogram — through @opentelemetry/api, an
+ * optional peer. Without the API installed nothing is registered; without a meter provider set by
+ * the app (before createKit(): the metrics API has no proxy) the instruments are no-ops.
+ * Spans are in core/spans.ts (core starts them: replays; features through their context).
  */
-import type { Attributes, Meter, ObservableResult, Span, Tracer } from '@opentelemetry/api'
+import type { Meter, ObservableCallback, ObservableResult } from '@opentelemetry/api'
 import type { LabeledCounter, MetricInfo } from '../core/metrics.js'
-import { optionalPeer } from './prometheus.js'
+import { optionalPeer } from '../core/peers.js'
 import { counters, GAUGES, STATES, type MetricsSource } from './source.js'
 
 interface OtelApi {
-  metrics: { getMeter(name: string, version?: string): Meter }
-  trace: { getTracer(name: string, version?: string): Tracer }
-  SpanStatusCode: { ERROR: number }
+  metrics: { getMeter(name: string): Meter }
+  /** The API's one no-op meter: what getMeter() returns while no provider is registered. */
+  createNoopMeter?(): Meter
 }
 
-/** The OpenTelemetry name of a metric: dots instead of the Prometheus prefix and suffixes. */
-function otelName(info: MetricInfo): string {
-  return info.name.replace(/^express_redis_kit_/, 'express_redis_kit.').replace(/_total$/, '').replace(/_seconds$/, '.duration')
+/**
+ * The OpenTelemetry name of a metric: the Prometheus name with dots after the namespace, without
+ * `_total` or a unit (the unit is the instrument's): `commands_total` → `express_redis_kit.commands`,
+ * `command_duration_seconds` → `express_redis_kit.command.duration`, `degraded_seconds_total` →
+ * `express_redis_kit.degraded.time`.
+ */
+export function otelName(info: MetricInfo): string {
+  const name = info.name.replace(/^express_redis_kit_/, '')
+    .replace(/_seconds_total$/, '.time').replace(/_duration_seconds$/, '.duration').replace(/_total$/, '')
+  return `express_redis_kit.${name}`
 }
 
 function api(): OtelApi | undefined {
@@ -28,15 +36,27 @@ function api(): OtelApi | undefined {
   }
 }
 
-/** Registers the kit's instruments on the app's meter provider; returns a tracer for spans. */
-export function startOpenTelemetry(source: MetricsSource): Tracer | undefined {
+/** What undoes startOpenTelemetry (kit.close()): the callbacks and the latency listener go. */
+export interface OpenTelemetryHandle {
+  stop(): void
+}
+
+/**
+ * Registers the kit's instruments on the app's meter provider; undefined without the API, or
+ * without a provider (then nothing would be recorded, and the latency listener would only cost).
+ */
+export function startOpenTelemetry(source: MetricsSource): OpenTelemetryHandle | undefined {
   const otel = api()
   if (!otel) return undefined
   const meter = otel.metrics.getMeter('express-redis-kit')
-  const observe = (info: MetricInfo, read: (result: ObservableResult) => void): void => {
+  if (meter === otel.createNoopMeter?.()) return undefined
+  const stops: (() => void)[] = []
+  const observe = (info: MetricInfo, read: (result: ObservableResult) => void | Promise<void>): void => {
     const options = { description: info.help, unit: info.unit }
     const instrument = info.type === 'gauge' ? meter.createObservableGauge(otelName(info), options) : meter.createObservableCounter(otelName(info), options)
-    instrument.addCallback(read)
+    const callback: ObservableCallback = (result) => read(result)
+    instrument.addCallback(callback)
+    stops.push(() => instrument.removeCallback(callback))
   }
   const fromCounter = (counter: LabeledCounter) => (result: ObservableResult): void => {
     for (const { labels, value } of counter.series()) result.observe(value, labels)
@@ -48,23 +68,14 @@ export function startOpenTelemetry(source: MetricsSource): Tracer | undefined {
   observe(GAUGES.journalBytes, (result) => result.observe(source.journal().bytes))
   observe(GAUGES.memoryEntries, (result) => { for (const [feature, size] of Object.entries(source.memory())) result.observe(size.entries, { feature }) })
   observe(GAUGES.memoryBytes, (result) => { for (const [feature, size] of Object.entries(source.memory())) result.observe(size.bytes, { feature }) })
-  const latency = meter.createHistogram(otelName(source.metrics.latency.info), { description: source.metrics.latency.info.help, unit: 's' })
-  source.metrics.latency.listen((seconds) => latency.record(seconds))
-  return otel.trace.getTracer('express-redis-kit')
-}
-
-/** Runs `work` in a span when a tracer is there; the span records the error when it throws. */
-export async function inSpan<T>(tracer: Tracer | undefined, name: string, attributes: Attributes, work: (span: Span | undefined) => Promise<T>): Promise<T> {
-  if (!tracer) return work(undefined)
-  return tracer.startActiveSpan(name, { attributes }, async (span) => {
-    try {
-      return await work(span)
-    } catch (error) {
-      span.recordException(error as Error)
-      span.setStatus({ code: 2, message: (error as Error).message })
-      throw error
-    } finally {
-      span.end()
-    }
-  })
+  const queues = source.queues?.bind(source)
+  if (queues) {
+    observe(GAUGES.jobsWaiting, async (result) => {
+      for (const [queue, states] of Object.entries(await queues())) for (const [state, value] of Object.entries(states)) result.observe(value, { queue, state })
+    })
+  }
+  const info = source.metrics.latency.info
+  const latency = meter.createHistogram(otelName(info), { description: info.help, unit: info.unit })
+  stops.push(source.metrics.latency.listen((seconds) => latency.record(seconds)))
+  return { stop: () => { for (const stop of stops.splice(0)) stop() } }
 }

@@ -8,15 +8,27 @@ export interface KitStats {
   degradedSeconds: number
   stateChanges: Record<string, number>
   commands: Record<'ok' | 'timeout' | 'outage' | 'refused' | 'error', number>
-  /** Answered calls: count, total seconds, and counts per upper bound (seconds, not cumulative). */
-  latency: { count: number; sumSeconds: number; buckets: Record<string, number> }
+  /** Answered calls: count, total seconds, and counts per upper bound `le` in seconds (not cumulative, in order). */
+  latency: { count: number; sumSeconds: number; buckets: { le: string; count: number }[] }
   probes: Record<string, number>
-  journal: { pendingEntries: number; pendingBytes: number; replayed: number; dropped: Record<string, number>; inDoubt: Record<string, number> }
+  /** Backlog now; replayed, rejected by Redis on replay, dropped (journal full) and in doubt so far. */
+  journal: {
+    pendingEntries: number; pendingBytes: number; replayed: number; rejected: number
+    dropped: Record<string, number>; inDoubt: Record<string, number>
+  }
   memory: Record<string, { entries: number; bytes: number; evictions: number }>
+  /** Per cache name: result (hit, miss, stale …) → lookups. */
   cache: Record<string, Record<string, number>>
+  /** Per cache name: bytes of responses stored. */
+  cacheStoredBytes: Record<string, number>
   invalidations: Record<string, number>
+  /** Per limiter: `'allowed:redis'`, `'limited:memory'` … → decisions. */
   rateLimit: Record<string, Record<string, number>>
+  /** `'read:redis'`, `'touch_skipped:memory'` … → operations. */
   sessions: Record<string, number>
+  /** Session reads answered from this instance's near-cache during outages. */
+  sessionNearCacheHits: number
+  /** Per queue: event → jobs. */
   jobs: Record<string, Record<string, number>>
 }
 
@@ -44,9 +56,7 @@ function nested(counter: LabeledCounter, outer: string, inner: (labels: Record<s
 export function statsOf(source: MetricsSource): KitStats {
   const { metrics } = source
   const commands = Object.fromEntries(COMMAND_OUTCOMES.map((outcome) => [outcome, metrics.commands.total({ outcome })])) as KitStats['commands']
-  const buckets: Record<string, number> = {}
-  LATENCY_BUCKETS.forEach((le, i) => { buckets[String(le)] = metrics.latency.counts[i] as number })
-  buckets['+Inf'] = metrics.latency.counts[LATENCY_BUCKETS.length] as number
+  const buckets = [...LATENCY_BUCKETS.map(String), '+Inf'].map((le, i) => ({ le, count: metrics.latency.counts[i] as number }))
   const evictions = by(metrics.evictions, 'feature')
   const memory: KitStats['memory'] = {}
   for (const [feature, size] of Object.entries(source.memory())) memory[feature] = { ...size, evictions: evictions[feature] ?? 0 }
@@ -59,14 +69,16 @@ export function statsOf(source: MetricsSource): KitStats {
     latency: { count: metrics.latency.count, sumSeconds: metrics.latency.sum, buckets },
     probes: by(metrics.probes, 'result'),
     journal: {
-      pendingEntries: journal.entries, pendingBytes: journal.bytes, replayed: metrics.replayed.total(),
+      pendingEntries: journal.entries, pendingBytes: journal.bytes, replayed: metrics.replayed.total(), rejected: metrics.replayRejected.total(),
       dropped: by(metrics.dropped, 'feature'), inDoubt: by(metrics.inDoubt, 'feature'),
     },
     memory,
     cache: nested(metrics.cacheResults, 'cache', (labels) => labels.result ?? ''),
+    cacheStoredBytes: by(metrics.cacheStoredBytes, 'cache'),
     invalidations: by(metrics.invalidations, 'kind'),
     rateLimit: nested(metrics.rateLimit, 'limiter', (labels) => `${labels.decision ?? ''}:${labels.backend ?? ''}`),
     sessions: Object.fromEntries(metrics.sessions.series().map(({ labels, value }) => [`${labels.operation ?? ''}:${labels.backend ?? ''}`, value])),
+    sessionNearCacheHits: metrics.sessionNearCache.total(),
     jobs: nested(metrics.jobs, 'queue', (labels) => labels.event ?? ''),
   }
 }
