@@ -10,6 +10,8 @@ import { Body, endCallback, later, writeHeadHeaders, type Captured, type Res } f
 
 export interface DetachedOptions {
   maxBodyBytes: number
+  /** Headers upstream middleware set on the triggering request, set again on the shadow first. */
+  upstream: OutgoingHttpHeaders
   /** The handler ended (captured) or the capture was abandoned / overflowed (`undefined`). Called once. */
   onDone(captured: Captured | undefined): void
 }
@@ -30,6 +32,9 @@ export function captureDetached(res: Res, options: DetachedOptions): { abandon()
   res.statusMessage = ''
   Object.assign(res, shadow.headerMethods(), shadow.writeMethods(), shadow.eventMethods())
   shadow.defineFlags()
+  // What middleware ahead of the cache had set on the triggering request (Vary: Cookie,
+  // Cache-Control: private …): the handler and the store see it as on a normal fill.
+  for (const [name, value] of Object.entries(options.upstream)) if (value !== undefined) res.setHeader(name, value)
   return { abandon: () => shadow.finish(undefined) }
 }
 
@@ -39,6 +44,8 @@ class Shadow {
   private readonly events = new EventEmitter()
   private readonly body: Body
   private sent = false
+  /** The status when the head was (notionally) sent: a later change means an error path ended the body. */
+  private sentStatus = 0
   private ended = false
   private done = false
 
@@ -54,6 +61,13 @@ class Shadow {
 
   private set(name: string, value: OutgoingHttpHeader | readonly string[]): void {
     this.headers.set(name.toLowerCase(), Array.isArray(value) ? [...value] : value as OutgoingHttpHeader)
+  }
+
+  /** The head goes out with the first writeHead, write or end. */
+  private send(): void {
+    if (this.sent) return
+    this.sent = true
+    this.sentStatus = this.res.statusCode
   }
 
   private unsent(action: string): void {
@@ -92,12 +106,12 @@ class Shadow {
       writeHead: (...args: unknown[]): Res => {
         if (typeof args[0] === 'number') res.statusCode = args[0]
         for (const [name, value] of Object.entries(writeHeadHeaders(args))) if (value !== undefined) this.set(name, value)
-        this.sent = true
+        this.send()
         return res
       },
-      flushHeaders: (): void => { this.sent = true },
+      flushHeaders: (): void => { this.send() },
       write: (chunk: Chunk, encoding?: unknown, callback?: unknown): boolean => {
-        this.sent = true
+        this.send()
         if (!this.ended) this.body.add(chunk, typeof encoding === 'function' ? undefined : encoding)
         later(typeof encoding === 'function' ? encoding : callback)
         return true
@@ -112,11 +126,12 @@ class Shadow {
 
   /** The handler's last write: the capture is complete, and the shadow's listeners hear the end. */
   private end(chunk: unknown, encoding: unknown): void {
-    this.sent = true
+    this.send()
     if (typeof chunk !== 'function') this.body.add(chunk, typeof encoding === 'function' ? undefined : encoding)
     this.ended = true
     const headers = Object.fromEntries(this.headers) as OutgoingHttpHeaders
-    this.finish(this.body.overflowed ? undefined : { status: this.res.statusCode, headers, body: this.body.take() })
+    const whole = !this.body.overflowed && this.res.statusCode === this.sentStatus
+    this.finish(whole ? { status: this.res.statusCode, headers, body: this.body.take() } : undefined)
     this.events.emit('prefinish')
     this.events.emit('finish')
     this.events.emit('close')

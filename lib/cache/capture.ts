@@ -213,7 +213,10 @@ class ThroughCapture {
     }
     if (this.storing && typeof chunk !== 'function') this.body.add(chunk, encoding)
     const result = (this.original.end as (...a: unknown[]) => Res).apply(res, args)
-    this.finish(this.storing && this.decided && !this.body.overflowed ? { status: this.status, headers: this.headers, body: this.body.take() } : undefined)
+    // A status changed after the head went out is an error path ending a half-sent body; a
+    // destroyed response (a failed pipeline) was cut off whatever is written after.
+    const whole = this.storing && this.decided && !this.body.overflowed && res.statusCode === this.status && !res.destroyed
+    this.finish(whole ? { status: this.status, headers: this.headers, body: this.body.take() } : undefined)
     return result
   }
 }

@@ -6,6 +6,10 @@ import type { NextFunction, Request, Response } from 'express'
 
 export class Exchange {
   private proceeded = false
+  /** Whether the request's cache result was counted (counters.ts). */
+  counted = false
+  /** The request's metrics label, once read (counters.ts). */
+  label: string | undefined
 
   constructor(readonly req: Request, readonly res: Response, private readonly next: NextFunction) {}
 

@@ -9,16 +9,20 @@
  *   handler themselves without storing.
  * - A fill is stored only while its lock is still held and no invalidation covering it happened
  *   since it started, so an invalidation is never undone by a slow handler.
+ * - A fill is stored only if it is whole (no error path ended it, its Content-Length holds) and
+ *   impersonal (the handler did not write to a session), for as long as the response allows.
  */
 import { randomBytes } from 'node:crypto'
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import { invalidArgument } from '../core/errors.js'
+import { sessionInUse } from '../core/request-marks.js'
 import { captureThrough, type Captured, type HeadVerdict, type Originals } from './capture.js'
 import { captureDetached } from './capture-detached.js'
+import type { CacheCounters } from './counters.js'
 import { encodeResponse, encodeVary, lifetimeMs, type StoredResponse } from './entry.js'
 import type { Exchange } from './exchange.js'
 import { Flights, type Flight } from './flight.js'
-import { forbidsSharedCache, generateEtag, headersToStore, hideConditionals, notStoredReason } from './http.js'
+import { forbidsSharedCache, generateEtag, headersToStore, hideConditionals, lengthMismatch, lifetimesOf, notStoredReason, routerErrors } from './http.js'
 import { lockFieldOf, parseVary, variantField } from './key.js'
 import { showValue, type CacheConfig } from './options.js'
 import { missDetail, type Responder, type StatusLine } from './respond.js'
@@ -30,6 +34,7 @@ export interface FillSetup {
   readonly config: CacheConfig
   readonly runtime: CacheRuntime
   readonly responder: Responder
+  readonly counters: CacheCounters
 }
 
 function sleep(ms: number): Promise<void> {
@@ -52,12 +57,20 @@ export class Fill {
   private locked = false
   /** The invalidation count when the handler started: a later one covering the entry wins. */
   private since = 0
+  /** Router errors of the request when the handler started: one more means an error path answered. */
+  private errorsBefore = 0
   /** Headers upstream middleware set before the handler ran: they set them again on every hit. */
   private upstream: OutgoingHttpHeaders = {}
   /** Conditional headers hidden from the handler, put back once it is done. */
   private hidden: IncomingHttpHeaders = {}
   /** The 5xx that a stale entry replaced (stale-if-error), for Cache-Status. */
   private failedStatus = 0
+  /** A background refresh (stale-while-revalidate), counted as `revalidated` once stored. */
+  private refresh = false
+  /** Whether the response was written to the store. */
+  private stored = false
+  /** Ends the fill's span (see `traced`). */
+  private finished: () => void = () => {}
 
   /**
    * Registers the flight at once, so concurrent misses of the same key follow this fill.
@@ -74,6 +87,7 @@ export class Fill {
     this.locked = await this.acquire()
     if (!this.locked) {
       if (this.fallback) {
+        this.setup.counters.count(this.ex, 'stale')
         this.answer(this.fallback, 'STALE', this.setup.responder.updating)
         return
       }
@@ -82,9 +96,14 @@ export class Fill {
     this.runThrough()
   }
 
-  /** Stale-while-revalidate: once the stale answer went out, runs the handler in the background. */
-  revalidate(): void {
+  /**
+   * Stale-while-revalidate: once the stale answer went out, runs the handler in the background
+   * with `upstream`, the headers middleware ahead of the cache had set on this request.
+   */
+  revalidate(upstream: OutgoingHttpHeaders): void {
     this.since = this.setup.runtime.invalidations.current
+    this.upstream = upstream
+    this.refresh = true
     this.ex.afterResponse(() => {
       this.acquire().then((locked) => {
         if (!locked) { this.abandon(); return }
@@ -112,6 +131,7 @@ export class Fill {
       this.found = await this.setup.runtime.reader.lookup(this.ex.req.headers, this.found.key)
       const response = this.found.response
       if (response && Date.now() - response.storedAt < response.ttlMs) {
+        this.setup.counters.count(this.ex, 'collapsed')
         this.answer(response, 'HIT', this.setup.responder.filledElsewhere)
         return true
       }
@@ -126,32 +146,52 @@ export class Fill {
   /** Runs the handler with its response copied on the way to the client. */
   private runThrough(): void {
     const { req, res } = this.ex
-    const { config, responder } = this.setup
-    this.since = this.setup.runtime.invalidations.current
+    const { responder, counters } = this.setup
+    this.start()
     this.upstream = res.getHeaders()
     this.hidden = hideConditionals(req.headers)
+    // With a stale fallback the result is known at the head: the stale entry, or the handler's.
+    if (!this.fallback) counters.count(this.ex, this.found.failed ? 'error' : 'miss')
     responder.label(res, 'MISS', missDetail(this.found))
     captureThrough(res, {
-      maxBodyBytes: config.maxBodyBytes,
+      maxBodyBytes: this.setup.config.maxBodyBytes,
       onHead: (status, headers) => this.judge(status, headers),
       afterHead: (headers) => headers['set-cookie'] === undefined && !forbidsSharedCache(headers['cache-control']),
       onSwallow: (originals) => this.answerStaleIfError(originals),
       onDone: (captured) => {
         Object.assign(req.headers, this.hidden)
+        counters.count(this.ex, 'miss')
         this.complete(captured)
       },
     })
     this.ex.proceed()
   }
 
+  private start(): void {
+    this.since = this.setup.runtime.invalidations.current
+    this.errorsBefore = routerErrors(this.ex.req)
+    this.traced()
+  }
+
+  /** The handler run, as an OpenTelemetry span when the kit's telemetry is on: it ends with the fill. */
+  private traced(): void {
+    const { runtime, counters } = this.setup
+    const done = new Promise<void>((resolve) => { this.finished = resolve })
+    const attributes = { 'cache.name': counters.label(this.ex), 'cache.refresh': this.refresh }
+    runtime.ctx.span('express-redis-kit cache fill', attributes, (span) => done.then(() => { span?.setAttribute('cache.stored', this.stored) }))
+      .catch(() => {})
+  }
+
   /** Judges the handler's status and headers before anything is sent. */
   private judge(status: number, headers: OutgoingHttpHeaders): HeadVerdict {
-    const { config } = this.setup
+    const { config, counters } = this.setup
     if (this.fallback && status >= 500) {
       this.failedStatus = status
+      counters.count(this.ex, 'stale')
       return 'swallow'
     }
-    return notStoredReason(status, headers, config.statuses, config.maxBodyBytes) === undefined ? 'store' : 'skip'
+    counters.count(this.ex, this.found.failed ? 'error' : 'miss')
+    return notStoredReason(status, headers, config, Date.now()) === undefined ? 'store' : 'skip'
   }
 
   /** The handler failed with a 5xx: the stale entry answers instead, through the real writeHead/end. */
@@ -173,32 +213,45 @@ export class Fill {
   /** Runs the handler against a shadow response; abandoned when it outlives the lock. */
   private runDetached(): void {
     const { config } = this.setup
+    this.errorsBefore = routerErrors(this.ex.req)
+    this.traced()
     hideConditionals(this.ex.req.headers)
     const timer = setTimeout(() => detached.abandon(), config.lockTtlMs).unref()
     const detached = captureDetached(this.ex.res, {
       maxBodyBytes: config.maxBodyBytes,
+      upstream: this.upstream,
       onDone: (captured) => {
         clearTimeout(timer)
-        const storable = captured && notStoredReason(captured.status, captured.headers, config.statuses, config.maxBodyBytes) === undefined
+        const storable = captured && notStoredReason(captured.status, captured.headers, config, Date.now()) === undefined
         this.complete(storable ? captured : undefined)
       },
     })
     this.ex.proceed()
   }
 
+  /** Why a captured response must not be stored even though its head allowed it; `undefined` if it may. */
+  private spoiled(captured: Captured): string | undefined {
+    if (lengthMismatch(captured.status, captured.headers, captured.body)) return 'content-length'
+    if (routerErrors(this.ex.req) > this.errorsBefore) return 'error'
+    if (!this.setup.config.shareAcrossSessions && sessionInUse(this.ex.req)) return 'session'
+    return undefined
+  }
+
   /** Turns a captured response into an entry, hands it to the followers and stores it. */
   private complete(captured: Captured | undefined): void {
-    const tags = captured && this.tags()
-    const vary = captured && parseVary(captured.headers.vary)
+    const whole = captured && this.spoiled(captured) === undefined ? captured : undefined
+    const lifetimes = whole && lifetimesOf(whole.headers, this.setup.config, Date.now())
+    const tags = lifetimes && this.tags()
+    const vary = whole && parseVary(whole.headers.vary)
     // `Vary: *` names no variant to store under; an invalidation made since the start must win.
-    if (!captured || !tags || vary === undefined || vary === '*'
+    if (!whole || !lifetimes || !tags || vary === undefined || vary === '*'
       || this.setup.runtime.invalidations.coversSince(this.since, this.found.key.id, tags)) {
       this.giveUp()
       return
     }
-    const response = this.entryOf(captured, tags)
+    const response = this.entryOf(whole, tags, lifetimes)
     const varies = vary.length > 0
-    const field = varies ? variantField(vary, this.ex.req.headers) : 'b'
+    const field = varies ? variantField(vary, this.ex.req.headers, this.found.key) : this.found.key.base
     this.flight.settle({ response, vary: varies ? vary : undefined, field, stale: false })
     this.store(response, field, varies ? encodeVary(vary) : undefined)
   }
@@ -215,23 +268,25 @@ export class Fill {
     }
   }
 
-  private entryOf(captured: Captured, tags: readonly string[]): StoredResponse {
-    const { config } = this.setup
+  private entryOf(captured: Captured, tags: readonly string[], lifetimes: { ttlMs: number; swrMs: number; sieMs: number }): StoredResponse {
     const headers = headersToStore(captured.headers, this.upstream)
     if (headers.etag === undefined) headers.etag = generateEtag(captured.body)
-    return {
-      status: captured.status, headers, body: captured.body, storedAt: Date.now(),
-      ttlMs: config.ttlMs, swrMs: config.swrMs, sieMs: config.sieMs, tags: [...tags],
-    }
+    return { status: captured.status, headers, body: captured.body, storedAt: Date.now(), ...lifetimes, tags: [...tags] }
   }
 
   /** The flight is ended only after the write, so no second fill of the key starts meanwhile. */
   private store(response: StoredResponse, field: string, vary: Buffer | undefined): void {
-    const { runtime } = this.setup
+    const { runtime, config, counters } = this.setup
+    const bytes = encodeResponse(response)
     runtime.store.put(this.found.key, {
       field, lockField: lockFieldOf(this.found.field), token: this.locked ? this.token : undefined,
-      bytes: encodeResponse(response), vary, lifetimeMs: lifetimeMs(response), tags: response.tags,
-    }).catch((error: unknown) => {
+      bytes, vary, lifetimeMs: lifetimeMs(response), tags: response.tags, maxVariants: config.maxVariants,
+    }).then((stored) => {
+      if (!stored) return
+      this.stored = true
+      counters.stored(this.ex, bytes.length)
+      if (this.refresh) counters.revalidated(this.ex)
+    }, (error: unknown) => {
       runtime.warnOnce('ERR_KIT_CACHE_WRITE', `a response could not be stored: ${(error as Error).message}`)
       this.release()
     }).finally(() => this.end())
@@ -250,6 +305,7 @@ export class Fill {
 
   private end(): void {
     this.setup.runtime.flights.end(this.id, this.flight)
+    this.finished()
   }
 
   /** Problems with the lock never reach the client: the handler then runs without storing. */

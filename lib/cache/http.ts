@@ -1,6 +1,6 @@
 /**
- * The HTTP rules of the cache: what may be stored, which headers are replayed, conditional
- * requests, and the RFC 9211 Cache-Status value.
+ * The HTTP rules of the cache: what may be stored and for how long (RFC 9111), which headers are
+ * replayed, conditional requests, and signs that a response was cut short.
  */
 import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders, OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http'
@@ -28,32 +28,128 @@ export function hideConditionals(headers: IncomingHttpHeaders): IncomingHttpHead
   return hidden
 }
 
-export type NotStoredReason = 'status' | 'set-cookie' | 'cache-control' | 'vary' | 'too-large'
+export type NotStoredReason = 'status' | 'set-cookie' | 'cache-control' | 'vary' | 'too-large' | 'expired'
 
 function text(value: OutgoingHttpHeader | undefined): string {
   if (value === undefined) return ''
   return Array.isArray(value) ? value.join(',') : String(value)
 }
 
+/** Cache-Control directives by lowercase name; a value without quotes, or '' when none. The first of a name wins. */
+export function directives(value: OutgoingHttpHeader | string | string[] | undefined): Map<string, string> {
+  const found = new Map<string, string>()
+  if (value === undefined) return found
+  for (const directive of text(value).split(',')) {
+    const eq = directive.indexOf('=')
+    const name = (eq === -1 ? directive : directive.slice(0, eq)).trim().toLowerCase()
+    if (name === '' || found.has(name)) continue
+    found.set(name, eq === -1 ? '' : directive.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'))
+  }
+  return found
+}
+
 /** `private`, `no-store` and `no-cache` all keep a response out of a shared cache. */
 export function forbidsSharedCache(cacheControl: OutgoingHttpHeader | undefined): boolean {
   if (cacheControl === undefined) return false
-  for (const directive of text(cacheControl).split(',')) {
-    const name = directive.split('=', 1)[0]?.trim().toLowerCase()
-    if (name === 'private' || name === 'no-store' || name === 'no-cache') return true
+  const found = directives(cacheControl)
+  return found.has('private') || found.has('no-store') || found.has('no-cache')
+}
+
+/** A request's `Cache-Control: no-store`: its response must not be stored (RFC 9111 §5.2.1.5). */
+export function requestForbidsStore(cacheControl: string | undefined): boolean {
+  return cacheControl !== undefined && /(^|,)\s*no-store\s*(,|$)/i.test(cacheControl)
+}
+
+/** How long an entry is fresh and may be served stale, in ms. */
+export interface Lifetimes {
+  ttlMs: number
+  swrMs: number
+  sieMs: number
+}
+
+/** What the route allows: its `ttl` (or the response's own, with `ttl: 'origin'`) and stale windows. */
+export interface FreshnessRules {
+  ttlMs: number
+  fromOrigin: boolean
+  swrMs: number
+  sieMs: number
+}
+
+/** A delta-seconds value; anything else counts as 0 (RFC 9111 §1.2.2: stale). */
+function seconds(value: string): number {
+  return /^\d+$/.test(value) ? Number(value) * 1000 : 0
+}
+
+/**
+ * The response's own freshness (s-maxage, then max-age, then Expires against Date), minus its
+ * Age; `undefined` when it says nothing.
+ */
+function originFreshnessMs(cc: Map<string, string>, headers: OutgoingHttpHeaders, now: number): number | undefined {
+  const age = seconds(text(headers.age).trim())
+  const maxAge = cc.get('s-maxage') ?? cc.get('max-age')
+  if (maxAge !== undefined) return seconds(maxAge) - age
+  if (headers.expires === undefined) return undefined
+  const expires = Date.parse(text(headers.expires))
+  const date = headers.date === undefined ? now : Date.parse(text(headers.date))
+  // An Expires (or Date) that does not parse means "already expired".
+  return Number.isFinite(expires) && Number.isFinite(date) ? expires - date - age : 0
+}
+
+/**
+ * How long a response may be kept (RFC 9111 §4.2): the route's ttl capped by the response's own
+ * freshness, or with `ttl: 'origin'` the response's alone. `undefined` when it is already stale
+ * (max-age=0, a past Expires) or, in origin mode, says nothing. `must-revalidate` and
+ * `proxy-revalidate` forbid serving it stale, unless the response itself grants a stale window.
+ */
+export function lifetimesOf(headers: OutgoingHttpHeaders, rules: FreshnessRules, now: number): Lifetimes | undefined {
+  const cc = directives(headers['cache-control'])
+  const own = originFreshnessMs(cc, headers, now)
+  const ttlMs = rules.fromOrigin ? own : own === undefined ? rules.ttlMs : Math.min(rules.ttlMs, own)
+  if (ttlMs === undefined || ttlMs <= 0) return undefined
+  const swr = cc.get('stale-while-revalidate')
+  const sie = cc.get('stale-if-error')
+  const revalidate = cc.has('must-revalidate') || cc.has('proxy-revalidate')
+  return {
+    ttlMs,
+    swrMs: swr !== undefined && rules.fromOrigin ? seconds(swr) : revalidate ? 0 : rules.swrMs,
+    sieMs: sie !== undefined && rules.fromOrigin ? seconds(sie) : revalidate ? 0 : rules.sieMs,
   }
-  return false
+}
+
+/** What `notStoredReason` judges by. */
+export interface StoreRules extends FreshnessRules {
+  statuses: ReadonlySet<number>
+  maxBodyBytes: number
 }
 
 /** Why a response cannot be stored, judged on its status and headers; `undefined` if it can. */
-export function notStoredReason(status: number, headers: OutgoingHttpHeaders, statuses: ReadonlySet<number>, maxBodyBytes: number): NotStoredReason | undefined {
-  if (!statuses.has(status)) return 'status'
+export function notStoredReason(status: number, headers: OutgoingHttpHeaders, rules: StoreRules, now: number): NotStoredReason | undefined {
+  if (!rules.statuses.has(status)) return 'status'
   if (headers['set-cookie'] !== undefined) return 'set-cookie'
   if (forbidsSharedCache(headers['cache-control'])) return 'cache-control'
   if (parseVary(headers.vary) === '*') return 'vary'
   const length = headers['content-length']
-  if (length !== undefined && Number(length) > maxBodyBytes) return 'too-large'
+  if (length !== undefined && Number(length) > rules.maxBodyBytes) return 'too-large'
+  if (lifetimesOf(headers, rules, now) === undefined) return 'expired'
   return undefined
+}
+
+/** A body shorter or longer than the response's own Content-Length was cut short (or padded). */
+export function lengthMismatch(status: number, headers: OutgoingHttpHeaders, body: Buffer): boolean {
+  const length = headers['content-length']
+  return length !== undefined && status !== 204 && Number(text(length)) !== body.length
+}
+
+/**
+ * Errors Express's router (2.3 and later) has seen pass through `next(err)` for this request: one
+ * that appears while the handler runs means the response came from an error path (a custom
+ * error handler ending a half-sent body), so it is not stored. Older routers keep no such record.
+ */
+const ROUTER_ERRORS = Symbol.for('router.tracing.publishedErrors')
+
+export function routerErrors(req: object): number {
+  const seen = (req as { [ROUTER_ERRORS]?: { size?: unknown } })[ROUTER_ERRORS]
+  return typeof seen?.size === 'number' ? seen.size : 0
 }
 
 function same(a: OutgoingHttpHeader | undefined, b: OutgoingHttpHeader | undefined): boolean {

@@ -3,13 +3,33 @@
  * a fill which started before an invalidation from storing the older response afterwards.
  * (Across instances the same race is closed by the fill lock kept in the entry's hash, which the
  * invalidation deletes.)
+ *
+ * A key or prefix is read the way request URLs are keyed (normalize.ts), for every routing an app
+ * may have: `{ key: '/API/x/' }` removes `/api/x`, `/API/x` and `/API/x/` (whichever were stored),
+ * with every host, query and Vary variant of them. Prefixes match in either case.
  */
 import { invalidArgument } from '../core/errors.js'
-import { normalizeUrl } from './key.js'
+import { underPrefix } from './key.js'
+import { decodeUnreserved, foldings } from './normalize.js'
 import { showValue } from './options.js'
 import type { Target } from './types.js'
 
 const KINDS = ['key', 'prefix', 'tag'] as const
+
+function pathOf(url: string): string {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+/** The ids a `{ key }` may have been stored under: as given (a custom key), and as a URL. */
+export function keyIds(key: string): string[] {
+  return [...new Set([key, ...(key.startsWith('/') ? foldings(pathOf(key)) : [])])]
+}
+
+/** The prefixes a `{ prefix }` covers: as given, and as a URL path (a query in it is dropped). */
+export function prefixesOf(prefix: string): string[] {
+  return [...new Set([prefix, ...(prefix.startsWith('/') ? [decodeUnreserved(pathOf(prefix))] : [])])]
+}
 
 export function parseTarget(target: unknown): Target {
   const usage = "pass exactly one of { key: '/path?a=1' }, { prefix: '/api/' } or { tag: 'user:42' }"
@@ -24,16 +44,16 @@ export function parseTarget(target: unknown): Target {
     throw invalidArgument('invalidate', `${kind} must be a non-empty string, got ${showValue(value)}`)
   }
   switch (kind) {
-    case 'key': return { kind, id: normalizeUrl(value) }
-    case 'prefix': return { kind, prefix: value }
+    case 'key': return { kind, ids: keyIds(value) }
+    case 'prefix': return { kind, prefixes: prefixesOf(value) }
     case 'tag': return { kind, tag: value }
   }
 }
 
-function covers(target: Target, id: string, tags: readonly string[]): boolean {
+export function covers(target: Target, id: string, tags: readonly string[]): boolean {
   switch (target.kind) {
-    case 'key': return target.id === id
-    case 'prefix': return id.startsWith(target.prefix)
+    case 'key': return target.ids.includes(id)
+    case 'prefix': return target.prefixes.some((prefix) => underPrefix(id, prefix))
     case 'tag': return tags.includes(target.tag)
   }
 }

@@ -1,15 +1,19 @@
 /**
- * The Redis half of the cache store. One hash per cache id holds every variant of it:
+ * The Redis half of the cache store. One hash per cache id (a folded path) holds every entry of
+ * it — per origin, spelling, query and Vary variant (the field names are in key.ts):
  *
- *   b        the response (no Vary), or the Vary record naming the headers of the variants
- *   v:…      one variant per combination of those request header values
- *   l, lv:…  refill locks ("token:expiresAtMs"), so one instance fills while the others wait
- *   k        the full id, when the key had to be hashed
+ *   ["b",…]    the response (no Vary), or the Vary record naming the headers of the variants
+ *   ["v:…",…]  one variant per combination of those request header values
+ *   l[…]       refill locks ("<owner>.<token>:expiresAtMs"), so one instance fills while the others wait
+ *   k          the full id, when the key had to be hashed
  *
- * so a hit without Vary is ONE `HGET`, and invalidating an id (all variants and any fill in
+ * so a hit without Vary is ONE `HGET`, and invalidating an id (every entry and any fill in
  * progress) is ONE `UNLINK`. A fill is only written while its lock is still held: an
  * invalidation that deleted the hash meanwhile wins, and the older response is dropped.
- * Tag indexes are sets of hash keys, expiring with the longest-lived entry they name.
+ * A sorted set per hash (`<keyPrefix>cache:n:{<hash key>}`, the same Cluster slot) ranks its
+ * fields by age; the fill script drops the oldest past `maxVariants`, so no flood of queries or
+ * hosts grows a path without bound. Tag indexes are sets of hash keys, expiring with the
+ * longest-lived entry they name.
  *
  * On a Cluster a script may only touch keys of one slot, and a tag set lives in another slot than
  * the hashes it names: a fill first adds its hash to each tag set (one command per set), then
@@ -24,7 +28,7 @@ import { LuaScript } from '../core/lua.js'
 import { isOutage } from '../core/outage.js'
 import { isCluster, type RedisClient } from '../core/redis-types.js'
 import { scanBatches } from '../core/scan.js'
-import { HASHED_HEAD, type CacheKey, type KeySpace } from './key.js'
+import { KeySpace, underPrefix, type CacheKey } from './key.js'
 import type { EntryWrite, Target } from './types.js'
 
 /**
@@ -54,28 +58,44 @@ end
 return 0`)
 
 /**
- * KEYS[1] hash, KEYS[2..] tag sets; ARGV lockField, "<owner>.<token>", field, entry, varyRecord
- * ('' = none), lifetimeMs, fullId ('' unless hashed), maxFields. 1 when stored, 0 when the lock was lost.
+ * KEYS[1] hash, KEYS[2] its index (fields by age), KEYS[3..] tag sets; ARGV lockField,
+ * "<owner>.<token>", field, entry, varyRecord ('' = none), lifetimeMs, fullId ('' unless hashed),
+ * maxVariants, base field, now. 1 when stored, 0 when the lock was lost.
+ *
+ * A changed Vary record (or a response that no longer varies) drops the variants of its scope;
+ * past maxVariants the oldest fields go, so a path holds a bounded number of entries.
  */
-const PUT = new LuaScript(`local key = KEYS[1]
+const PUT = new LuaScript(`local key, index = KEYS[1], KEYS[2]
 local held = redis.call('HGET', key, ARGV[1])
 if not held or string.sub(held, 1, #ARGV[2] + 1) ~= ARGV[2] .. ':' then return 0 end
-if ARGV[5] == '' then
-  redis.call('DEL', key)
-  redis.call('HSET', key, 'b', ARGV[4])
-else
-  if redis.call('HGET', key, 'b') ~= ARGV[5] or redis.call('HLEN', key) > tonumber(ARGV[8]) then
-    redis.call('DEL', key)
-    redis.call('HSET', key, 'b', ARGV[5])
-  else
-    redis.call('HDEL', key, ARGV[1])
+redis.call('HDEL', key, ARGV[1])
+local base, record, now = ARGV[9], ARGV[5], tonumber(ARGV[10])
+local old = redis.call('HGET', key, base)
+if old and string.byte(old, 1) == 2 and old ~= record then
+  local tail = ',' .. string.sub(base, 6)
+  for _, name in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(name, 1, 3) == '["v' and string.sub(name, -#tail) == tail then
+      redis.call('HDEL', key, name)
+      redis.call('ZREM', index, name)
+    end
   end
-  redis.call('HSET', key, ARGV[3], ARGV[4])
+end
+if record ~= '' then
+  if old ~= record then redis.call('HSET', key, base, record) end
+  redis.call('ZADD', index, now, base)
+end
+redis.call('HSET', key, ARGV[3], ARGV[4])
+redis.call('ZADD', index, now, ARGV[3])
+local over = redis.call('ZCARD', index) - tonumber(ARGV[8])
+if over > 0 then
+  local oldest = redis.call('ZPOPMIN', index, over)
+  for i = 1, #oldest, 2 do redis.call('HDEL', key, oldest[i]) end
 end
 if ARGV[7] ~= '' then redis.call('HSET', key, 'k', ARGV[7]) end
 local life = tonumber(ARGV[6])
 if redis.call('PTTL', key) < life then redis.call('PEXPIRE', key, life) end
-for i = 2, #KEYS do
+if redis.call('PTTL', index) < life then redis.call('PEXPIRE', index, life) end
+for i = 3, #KEYS do
   redis.call('SADD', KEYS[i], key)
   if redis.call('PTTL', KEYS[i]) < life then redis.call('PEXPIRE', KEYS[i], life) end
 end
@@ -154,9 +174,6 @@ class ReadBatch {
   }
 }
 
-/** Variants (plus b, k and locks) one hash may hold before a fill with new variants resets it. */
-const MAX_FIELDS = 64
-
 export class RedisCacheOps {
   private readonly batches = new WeakMap<RedisClient, ReadBatch>()
 
@@ -186,11 +203,12 @@ export class RedisCacheOps {
     const lifetimeMs = Math.ceil(write.lifetimeMs)
     const tagKeys = write.tags.map((tag) => this.keys.tag(tag))
     const args = [write.lockField, `${this.owner}.${write.token}`, write.field, write.bytes, write.vary ?? '', lifetimeMs,
-      key.hashed ? key.id : '', MAX_FIELDS]
-    if (!isCluster(client) || tagKeys.length === 0) return Number(await PUT.run(client, [key.redisKey, ...tagKeys], args)) === 1
+      key.hashed ? key.id : '', write.maxVariants, key.base, Date.now()]
+    const keys = [key.redisKey, this.keys.index(key.redisKey)]
+    if (!isCluster(client) || tagKeys.length === 0) return Number(await PUT.run(client, [...keys, ...tagKeys], args)) === 1
     // Indexed before it is stored: an entry in Redis is always in its tag sets (see the top of this file).
     await Promise.all(tagKeys.map((tagKey) => INDEX_TAG.run(client, [tagKey], [key.redisKey, lifetimeMs])))
-    return Number(await PUT.run(client, [key.redisKey], args)) === 1
+    return Number(await PUT.run(client, keys, args)) === 1
   }
 
   /**
@@ -199,7 +217,14 @@ export class RedisCacheOps {
    * no longer name them, so a replay of the tag alone would not find them.
    */
   async invalidate(client: RedisClient, target: Exclude<Target, { kind: 'prefix' }>, unfinished: (keys: string[]) => void): Promise<number> {
-    if (target.kind === 'key') return client.unlink(this.keys.entry(target.id).redisKey)
+    if (target.kind === 'key') {
+      // Each hash with its index: one slot, one command (one per id on a Cluster).
+      const removed = await Promise.all(target.ids.map((id) => {
+        const redisKey = this.keys.entry(id).redisKey
+        return client.unlink(redisKey, this.keys.index(redisKey))
+      }))
+      return removed.reduce((sum, count) => sum + count, 0)
+    }
     const tagKey = this.keys.tag(target.tag)
     if (!isCluster(client)) return Number(await INVALIDATE_TAG.run(client, [tagKey], []))
     const members = await client.smembers(tagKey)
@@ -221,7 +246,7 @@ export class RedisCacheOps {
     const pattern = this.keys.scanPattern(prefix)
     let removed = 0
     for await (const found of scanBatches(client, pattern, 1000, step)) {
-      const doomed = prefix.length <= HASHED_HEAD ? found : await this.reallyUnder(client, found, prefix, step)
+      const doomed = KeySpace.needsCheck(prefix) ? await this.reallyUnder(client, found, prefix, step) : found
       if (doomed.length > 0) removed += await step(unlinkEach(client, doomed))
     }
     return removed
@@ -232,7 +257,7 @@ export class RedisCacheOps {
     const doomed: string[] = []
     for (const redisKey of candidates) {
       const id = this.keys.plainId(redisKey) ?? await step(client.hget(redisKey, 'k'))
-      if (id?.startsWith(prefix)) doomed.push(redisKey)
+      if (id !== null && id !== undefined && underPrefix(id, prefix)) doomed.push(redisKey)
     }
     return doomed
   }

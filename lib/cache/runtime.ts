@@ -12,6 +12,7 @@ import { InvalidationLog, parseTarget } from './invalidate.js'
 import { KeySpace } from './key.js'
 import { EntryReader } from './lookup.js'
 import { CacheStore } from './store.js'
+import type { Target } from './types.js'
 
 export class CacheRuntime {
   readonly ctx: FeatureContext
@@ -36,10 +37,26 @@ export class CacheRuntime {
     this.ctx.log.warnOnce(code, message)
   }
 
-  async invalidate(target: unknown): Promise<void> {
-    const parsed = parseTarget(target)
+  /** `kit.invalidate(target)`. */
+  invalidate(target: unknown): Promise<void> {
+    let parsed: Target
+    try {
+      parsed = parseTarget(target)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.apply(parsed)
+  }
+
+  /** Ids whose routing is known (a write through a cache middleware): no other spelling to try. */
+  invalidateIds(ids: readonly string[]): Promise<void> {
+    return this.apply({ kind: 'key', ids })
+  }
+
+  private async apply(target: Target): Promise<void> {
     // Recorded before the store call, so a fill that completes meanwhile already sees it.
-    this.invalidations.record(parsed)
-    await this.store.invalidate(parsed)
+    this.invalidations.record(target)
+    this.ctx.metrics.invalidations.add({ kind: target.kind })
+    await this.store.invalidate(target)
   }
 }

@@ -75,22 +75,37 @@ export class CacheStore {
   /**
    * Removes what `target` names. Memory is always cleaned at once. If Redis did not run it, or it
    * is unknown whether it did, the invalidation is journaled: running it twice is harmless, and
-   * skipping one that did not run would let the stale entry come back from Redis.
+   * skipping one that did not run would let the stale entry come back from Redis. A key or prefix
+   * may name a few spellings (invalidate.ts): each is one call, journaled on its own.
    */
-  invalidate(target: Target): Promise<number> {
-    if (target.kind === 'prefix') {
-      return this.ctx.runStepped({
+  async invalidate(target: Target): Promise<number> {
+    const counts = target.kind === 'key' ? await Promise.all(target.ids.map((id) => this.invalidateOne({ kind: 'key', ids: [id] })))
+      : target.kind === 'prefix' ? await this.invalidatePrefixes(target.prefixes)
+        : [await this.invalidateOne(target)]
+    return counts.reduce((sum, count) => sum + count, 0)
+  }
+
+  private async invalidatePrefixes(prefixes: readonly string[]): Promise<number[]> {
+    const counts: number[] = []
+    for (const prefix of prefixes) {
+      const target: Target = { kind: 'prefix', prefixes: [prefix] }
+      counts.push(await this.ctx.runStepped({
         redis: async (client, step) => {
           this.memory.invalidate(target)
-          return this.redis.invalidatePrefix(client, target.prefix, step)
+          return this.redis.invalidatePrefix(client, prefix, step)
         },
         memory: () => {
           const removed = this.memory.invalidate(target)
           this.ctx.record(this.journalOf(target))
           return removed
         },
-      })
+      }))
     }
+    return counts
+  }
+
+  /** One id or one tag. */
+  private invalidateOne(target: Exclude<Target, { kind: 'prefix' }>): Promise<number> {
     return this.ctx.run({
       redis: (client) => {
         this.memory.invalidate(target)
@@ -103,12 +118,15 @@ export class CacheStore {
     })
   }
 
-  /** An invalidation as the journal replays it (prefixes by SCAN, so hashed ids match by their head). */
+  /** An invalidation of one id, prefix or tag as the journal replays it (prefixes by SCAN, so hashed ids match by their head). */
   private journalOf(target: Target): JournalWrite {
     switch (target.kind) {
-      case 'key': return { op: 'del', key: this.keys.entry(target.id).redisKey }
+      case 'key': return { op: 'del', key: this.keys.entry(target.ids[0] as string).redisKey }
       case 'tag': return { op: 'unlink-set', key: this.keys.tag(target.tag) }
-      case 'prefix': return { op: 'unlink-matching', pattern: this.keys.scanPattern(target.prefix), covers: `${this.keys.base}e:${target.prefix}` }
+      case 'prefix': {
+        const prefix = target.prefixes[0] as string
+        return { op: 'unlink-matching', pattern: this.keys.scanPattern(prefix), covers: `${this.keys.base}e:${prefix}` }
+      }
     }
   }
 }

@@ -8,7 +8,7 @@ import type { CacheKey } from './key.js'
 
 /** One response to write under a key: what the store's `put` is given. */
 export interface EntryWrite {
-  /** `b`, or the variant field when the response varies. */
+  /** The request's base field, or its variant field when the response varies. */
   field: string
   /** The lock field this fill holds (checked and released by the Redis write). */
   lockField: string
@@ -19,19 +19,23 @@ export interface EntryWrite {
   vary: Buffer | undefined
   lifetimeMs: number
   tags: readonly string[]
+  /** The most fields of responses and Vary records the hash may hold; the oldest go first. */
+  maxVariants: number
 }
 
 /** A checked `kit.invalidate()` argument. */
 export type Target =
-  | { kind: 'key'; id: string }
-  | { kind: 'prefix'; prefix: string }
+  | { kind: 'key'; ids: readonly string[] }
+  | { kind: 'prefix'; prefixes: readonly string[] }
   | { kind: 'tag'; tag: string }
 
 /** What a request found in the store. */
 export interface Lookup {
   key: CacheKey
-  /** `b`, or the variant field when the id has a Vary record. */
+  /** `key.base`, or the variant field when the base holds a Vary record. */
   field: string
   vary: readonly string[] | undefined
   response: StoredResponse | undefined
+  /** A read failed (logged once) and was taken for a miss. */
+  failed: boolean
 }

@@ -141,7 +141,7 @@ const FEATURE_RIGHTS: Readonly<Record<string, { feature: string; commands: reado
   '': { feature: 'kit.client and the outage journal of every feature', commands: ['SET', 'GET', 'EXISTS', 'DEL', 'UNLINK', 'INCRBY', 'PEXPIRE', 'PEXPIREAT', 'PTTL', 'EVAL', 'EVALSHA'] },
   'session:': { feature: 'kit.session()', commands: ['MGET', 'EXPIRE', 'SCAN'] },
   'rate:': { feature: 'kit.rateLimit()', commands: ['SCRIPT LOAD', 'INCR', 'DECR'] },
-  'cache:': { feature: 'kit.cache()', commands: ['HSET', 'HGET', 'HDEL', 'HLEN', 'SADD', 'SREM', 'SMEMBERS', 'SCAN'] },
+  'cache:': { feature: 'kit.cache()', commands: ['HSET', 'HGET', 'HDEL', 'HKEYS', 'SADD', 'SREM', 'SMEMBERS', 'SCAN', 'ZADD', 'ZREM', 'ZCARD', 'ZPOPMIN'] },
 }
 
 /** The namespaces of every feature, for a check that does not know which ones an app uses (the doctor). */
@@ -168,7 +168,7 @@ const CHECK_TAG = `{${randomBytes(6).toString('base64url')}}`
  * the keys it creates expiring (INCRBY on a key SET with PX keeps its TTL; HSET and SADD get one).
  */
 function probe(name: string, tag: string): (string | number)[][] {
-  const [a, b, c, set] = [`${tag}:a`, `${tag}:b`, `${tag}:c`, `${tag}:s`]
+  const [a, b, c, set, zset] = [`${tag}:a`, `${tag}:b`, `${tag}:c`, `${tag}:s`, `${tag}:z`]
   switch (name) {
     case 'SET': return [['SET', a, '1', 'PX', 1000], ['SET', b, '0', 'PX', 1000]]
     case 'GET': case 'EXISTS': case 'PTTL': return [[name, a]]
@@ -184,13 +184,17 @@ function probe(name: string, tag: string): (string | number)[][] {
     case 'SCRIPT LOAD': return [['SCRIPT', 'LOAD', 'return 1']]
     case 'HSET': return [['HSET', c, 'f', '1'], ['PEXPIRE', c, 1000]]
     case 'HGET': case 'HDEL': return [[name, c, 'f']]
-    case 'HLEN': return [['HLEN', c]]
+    case 'HKEYS': return [['HKEYS', c]]
+    case 'ZADD': return [['ZADD', zset, 1, a], ['PEXPIRE', zset, 1000]]
+    case 'ZCARD': return [['ZCARD', zset]]
+    case 'ZREM': return [['ZREM', zset, b]]
+    case 'ZPOPMIN': return [['ZPOPMIN', zset, 1]]
     case 'SADD': return [['SADD', set, a], ['PEXPIRE', set, 1000]]
     case 'SREM': return [['SREM', set, a]]
     case 'SMEMBERS': return [['SMEMBERS', set]]
     // Deletions last (the order below), of keys that exist by then.
     case 'DEL': return [['DEL', b]]
-    case 'UNLINK': return [['UNLINK', a, c, set]]
+    case 'UNLINK': return [['UNLINK', a, c, set, zset]]
     default: throw new Error(`no probe for ${name}`)
   }
 }

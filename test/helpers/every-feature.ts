@@ -26,6 +26,9 @@ export interface EveryFeatureApp {
   session: SessionMiddleware
 }
 
+/** The host of the cached requests: it is part of the cache key, and supertest gives each request a new port. */
+const HOST = 'every-feature.test'
+
 /** POST /login, GET /me, GET /limited (2 per client), GET /cached/:id (tagged `item:<id>`). */
 export function everyFeatureApp(kit: Kit): EveryFeatureApp {
   const app = express()
@@ -86,18 +89,18 @@ export async function exerciseEveryFeature(kit: Kit, redis: RedisReader, keyPref
   assert.deepEqual(statuses, [200, 200, 429], 'the limit holds')
   assert.equal(await redis.get(`${keyPrefix}rate:tour:${tag}`), '3', 'the count is in Redis')
 
-  const first = await request(app).get(`/cached/${tag}`).expect(200)
+  const first = await request(app).get(`/cached/${tag}`).set('host', HOST).expect(200)
   // Stored once the response has gone: wait for it in Redis rather than guess how long that takes.
   await eventually(async () => (await keysMatching(redis, `${keyPrefix}cache:*`)).length > 0, 5000, 'the page stored in Redis')
-  const second = await request(app).get(`/cached/${tag}`).expect(200)
+  const second = await request(app).get(`/cached/${tag}`).set('host', HOST).expect(200)
   assert.deepEqual(second.body, first.body, 'the second request is a hit')
   assert.equal(fills(), 1)
   await kit.invalidate({ tag: `item:${tag}` })
-  await request(app).get(`/cached/${tag}`).expect(200)
+  await request(app).get(`/cached/${tag}`).set('host', HOST).expect(200)
   assert.equal(fills(), 2, 'the tag invalidation reached the cache')
   await eventually(async () => (await keysMatching(redis, `${keyPrefix}cache:*`)).length > 0, 5000, 'the page stored again')
   await kit.invalidate({ prefix: '/cached/' })
-  await request(app).get(`/cached/${tag}`).expect(200)
+  await request(app).get(`/cached/${tag}`).set('host', HOST).expect(200)
   assert.equal(fills(), 3, 'the prefix invalidation (SCAN) reached the cache')
   assert.deepEqual(errors, [])
   assert.equal(kit.state, 'ready', 'still on Redis after every feature')

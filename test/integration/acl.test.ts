@@ -27,7 +27,7 @@ export const README_ACL = [
   '+get', '+set', '+del', '+unlink', '+exists', '+incrby', '+pexpire', '+pexpireat', '+pttl', '+eval', '+evalsha',
   '+mget', '+expire', '+scan',
   '+script|load', '+incr', '+decr',
-  '+hget', '+hset', '+hdel', '+hlen', '+sadd', '+srem', '+smembers',
+  '+hget', '+hset', '+hdel', '+hkeys', '+sadd', '+srem', '+smembers', '+zadd', '+zrem', '+zcard', '+zpopmin',
 ]
 
 /** The README's shorter form by categories (it also allows SCRIPT FLUSH and FUNCTION FLUSH), which the kit's error message suggests. */
@@ -35,7 +35,7 @@ export const README_ACL_BY_CATEGORY = ['~app:*', 'resetchannels', '+@read', '+@w
 
 function healthApp(kit: Kit): express.Express {
   const app = express()
-  app.use('/health', kit.healthRouter())
+  app.use('/health', kit.healthRouter({ details: true })) // these tests read the server's name and the errors
   return app
 }
 

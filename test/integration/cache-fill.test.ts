@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import type { Redis } from 'ioredis'
 import request from 'supertest'
 import { createCacheApp, holdSlow } from '../helpers/cache-app.js'
+import { isLocked, isStored, publicHost, storedBytes } from '../helpers/cache-keys.js'
 import { listen, rawRequest, type Listening } from '../helpers/cache-http.js'
 import { fakeClock } from '../helpers/clock.js'
 import { eventually, testKit, waitForState } from '../helpers/kit.js'
@@ -57,14 +58,17 @@ describe('kit.cache() fills and invalidation', function () {
     await raw.flushall()
   })
 
-  /** One app instance with its own kit (its own connection) on the shared Redis. */
+  /**
+   * One app instance with its own kit (its own connection) on the shared Redis, behind the same
+   * public host as the others (as a load balancer would put them).
+   */
   async function instance(options: Partial<CacheOptions> = {}, extra: Parameters<typeof createCacheApp>[2] = {}) {
     // Semantics, not timeouts: a generous command timeout keeps a loaded machine from
     // switching the kit to memory in the middle of a test.
     const kit = testKit({ url: server.url, commandTimeoutMs: 2000 })
     kits.push(kit)
     await waitForState(kit, 'ready')
-    const built = createCacheApp(kit, options, extra)
+    const built = createCacheApp(kit, options, { ...extra, before: [publicHost(), ...extra.before ?? []] })
     const l = await listen(built.app)
     listening.push(l)
     return { ...built, kit, port: l.port, http: request(l.url) }
@@ -76,7 +80,7 @@ describe('kit.cache() fills and invalidation', function () {
    * old entry just before the new one landed starts a second refresh.
    */
   async function refreshed(kit: Kit, id: string, before: Buffer | null): Promise<void> {
-    await eventually(async () => !(await raw.hgetBuffer(`cache:e:${id}`, 'b'))?.equals(before ?? Buffer.alloc(0)), 5000, `${id} refreshed in Redis`)
+    await eventually(async () => !(await storedBytes(raw, id))?.equals(before ?? Buffer.alloc(0)), 5000, `${id} refreshed in Redis`)
     await fillsStored(kit)
   }
 
@@ -145,7 +149,7 @@ describe('kit.cache() fills and invalidation', function () {
       a.state.slowMs = 0
       await a.http.get('/slow/swr').expect('x-cache', 'MISS')
       await fillsStored(a.kit)
-      const before = await raw.hgetBuffer('cache:e:/slow/swr', 'b')
+      const before = await storedBytes(raw, '/slow/swr')
       await clock.tickAsync(3050)
       a.state.version = 2
       const release = holdSlow(a.state) // the refresh is still running while all three are answered
@@ -168,7 +172,7 @@ describe('kit.cache() fills and invalidation', function () {
       const a = await instance({ ttl: 1, staleWhileRevalidate: 30 })
       const first = await rawRequest(a.port, '/stream')
       await fillsStored(a.kit)
-      const before = await raw.hgetBuffer('cache:e:/stream', 'b')
+      const before = await storedBytes(raw, '/stream')
       await clock.tickAsync(1050)
       a.state.version = 2
       const stale = await rawRequest(a.port, '/stream')
@@ -270,8 +274,8 @@ describe('kit.cache() fills and invalidation', function () {
       await a.kit.invalidate({ key: '/slow/racy' })
       release()
       assert.equal((await pending).status, 200)
-      await eventually(async () => (await raw.hexists('cache:e:/slow/racy', 'l')) === 0, 2000, 'lock released')
-      assert.equal(await raw.hexists('cache:e:/slow/racy', 'b'), 0)
+      await eventually(async () => !(await isLocked(raw, '/slow/racy')), 2000, 'lock released')
+      assert.equal(await isStored(raw, '/slow/racy'), false)
       const next = await rawRequest(a.port, '/slow/racy')
       assert.equal(next.headers['x-cache'], 'MISS')
     })
@@ -306,7 +310,7 @@ describe('kit.cache() fills and invalidation', function () {
       release()
       await pending
       await fillsStored(a.kit) // A has attempted its write by now
-      assert.equal(await raw.hexists('cache:e:/slow/cross', 'b'), 0, 'the write never landed')
+      assert.equal(await isStored(raw, '/slow/cross'), false, 'the write never landed')
       assert.equal((await rawRequest(b.port, '/slow/cross')).headers['x-cache'], 'MISS')
     })
   })

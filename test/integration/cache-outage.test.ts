@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { Agent } from 'node:http'
 import type { Redis } from 'ioredis'
 import { createCacheApp, PNG } from '../helpers/cache-app.js'
+import { isStored } from '../helpers/cache-keys.js'
 import { listen, rawRequest, type Listening } from '../helpers/cache-http.js'
 import { RedisProxy } from '../helpers/cache-proxy.js'
 import { eventually, SLACK, testKit, waitForState } from '../helpers/kit.js'
@@ -118,7 +119,7 @@ describe('kit.cache() when Redis fails', function () {
     // Back on Redis: a new fill is stored there again (the restarted server started empty).
     await raw.connect()
     await rawRequest(a.port, '/json/after')
-    await eventually(async () => (await raw.hexists('cache:e:/json/after', 'b')) === 1, 5000, 'fill stored in Redis')
+    await eventually(() => isStored(raw, '/json/after'), 5000, 'fill stored in Redis')
   })
 
   it('answers every request within commandTimeoutMs (+ slack) while Redis hangs (SIGSTOP) mid-traffic', async () => {
@@ -214,7 +215,7 @@ describe('kit.cache() when Redis fails', function () {
     assert.equal(JSON.parse(after.body.toString()).version, 2)
     // A second outage starts from an empty memory twin: the first outage's copy (version 1) could
     // have been invalidated through Redis in between, so it must not come back.
-    await eventually(async () => (await raw.hexists('cache:e:/json/m', 'b')) === 1, 5000, 'version 2 stored in Redis')
+    await eventually(() => isStored(raw, '/json/m'), 5000, 'version 2 stored in Redis')
     proxy.cut()
     await waitForState(a.kit, 'degraded')
     a.state.version = 3
@@ -241,7 +242,7 @@ describe('kit.cache() when Redis fails', function () {
     const raw = testClient(port)
     raws.push(raw)
     assert.equal((await rawRequest(a.port, '/json/never')).headers['x-cache'], 'MISS', 'memory entries are not used on Redis')
-    await eventually(async () => (await raw.hexists('cache:e:/json/never', 'b')) === 1, 5000, 'stored in Redis')
+    await eventually(() => isStored(raw, '/json/never'), 5000, 'stored in Redis')
     assert.equal((await rawRequest(a.port, '/json/never')).headers['x-cache'], 'HIT')
   })
 

@@ -9,6 +9,7 @@ import express from 'express'
 import request from 'supertest'
 import { onHeaders } from '../helpers/cache-on-headers.js'
 import { ALL_BYTES, createCacheApp, GZIPPED, PNG } from '../helpers/cache-app.js'
+import { entryFields, isStored, storedBytes } from '../helpers/cache-keys.js'
 import { listen, rawRequest, type Listening } from '../helpers/cache-http.js'
 import { eventually, testKit, waitForState } from '../helpers/kit.js'
 import { testClient } from '../helpers/redis-client.js'
@@ -56,14 +57,14 @@ describe('kit.cache() on Redis', function () {
   }
 
   it('answers a miss from the handler, then hits from Redis with the same bytes', async () => {
-    const { http, calls } = await app()
+    const { http, calls, port } = await app()
     const miss = await http.get('/json/1').expect(200)
     assert.equal(miss.headers['x-cache'], 'MISS')
     assert.equal(miss.headers['cache-status'], 'express-redis-kit; fwd=uri-miss')
     assert.equal(miss.headers.age, undefined)
     // The entry is written after the response went out; until then a request would be answered
     // from the fill in progress (`collapsed`), so wait for Redis to have it.
-    await eventually(async () => (await raw.hexists('cache:e:/json/1', 'b')) === 1, 5000, 'entry stored')
+    await eventually(() => isStored(raw, '/json/1'), 5000, 'entry stored')
     const hit = await http.get('/json/1').expect(200)
     assert.equal(hit.headers['x-cache'], 'HIT')
     assert.match(hit.headers['cache-status'] as string, /^express-redis-kit; hit; ttl=(299|300)$/)
@@ -73,7 +74,7 @@ describe('kit.cache() on Redis', function () {
     assert.equal(hit.headers.etag, miss.headers.etag)
     assert.equal(hit.headers['content-length'], String(Buffer.byteLength(miss.text)))
     assert.equal(calls('json'), 1)
-    assert.equal(await raw.hexists('cache:e:/json/1', 'b'), 1, 'stored under cache: in Redis')
+    assert.deepEqual(await entryFields(raw, '/json/1'), [`["b","http://127.0.0.1:${port}","",""]`], 'stored under cache: in Redis, by origin')
     const ttl = await raw.pttl('cache:e:/json/1')
     assert.ok(ttl > 290_000 && ttl <= 300_000, `Redis TTL ${ttl} ms is the default 300 s`)
   })
@@ -81,8 +82,9 @@ describe('kit.cache() on Redis', function () {
   it('stores one Redis value per response, read with one HGET on a hit', async () => {
     const { http } = await app()
     await http.get('/json/one').expect(200)
-    await eventually(async () => (await raw.hexists('cache:e:/json/one', 'b')) === 1, 5000, 'entry stored')
-    assert.deepEqual((await raw.hkeys('cache:e:/json/one')).sort(), ['b'])
+    await eventually(() => isStored(raw, '/json/one'), 5000, 'entry stored')
+    const fields = await entryFields(raw, '/json/one')
+    assert.equal(fields.length, 1)
     const monitor = await raw.monitor()
     const commands: string[] = []
     monitor.on('monitor', (_time: string, args: string[]) => { if (!/^(monitor|ping)$/i.test(args[0] ?? '')) commands.push(args.join(' ')) })
@@ -91,7 +93,7 @@ describe('kit.cache() on Redis', function () {
     } finally {
       monitor.disconnect()
     }
-    assert.deepEqual(commands, ['hget cache:e:/json/one b'])
+    assert.deepEqual(commands, [`hget cache:e:/json/one ${fields[0] as string}`])
   })
 
   it('gives each of many concurrent hits on different keys its own entry (reads are pipelined)', async () => {
@@ -124,13 +126,15 @@ describe('kit.cache() on Redis', function () {
     assert.equal(await raw.exists('cache:e:/json/head-only'), 0)
   })
 
-  it('keys GET requests by path and sorted query', async () => {
+  it('keys GET requests by path and the query as the app parses it', async () => {
     const { http, calls } = await app()
     await http.get('/json/q?b=2&a=1&a=0').expect('x-cache', 'MISS')
     await http.get('/json/q?a=1&a=0&b=2').expect('x-cache', 'HIT')
+    await http.get('/json/q?a=1&%61=0&b=2').expect('x-cache', 'HIT') // parses the same
     await http.get('/json/q?a=0&a=1&b=2').expect('x-cache', 'MISS') // repeated names keep their order
     assert.equal(calls('json'), 2)
-    await eventually(async () => (await raw.exists('cache:e:/json/q?a=1&a=0&b=2')) === 1, 5000, 'normalized key in Redis')
+    await eventually(async () => (await entryFields(raw, '/json/q')).length === 2, 5000, 'both queries in the hash of /json/q')
+    assert.ok((await entryFields(raw, '/json/q')).some((field) => field.endsWith(`"{\\"a\\":[\\"1\\",\\"0\\"],\\"b\\":\\"2\\"}"]`)))
   })
 
   it('answers If-None-Match and If-Modified-Since with 304 on a hit, and still stores a conditional miss', async () => {
@@ -242,8 +246,8 @@ describe('kit.cache() on Redis', function () {
       assert.equal(frHit.text, fr.text)
       assert.equal(enHit.headers.vary, 'Accept-Language')
       assert.equal(calls('vary'), 2)
-      await eventually(async () => (await raw.hlen('cache:e:/vary')) === 3, 5000, 'both variants stored')
-      const fields = (await raw.hkeys('cache:e:/vary')).sort()
+      await eventually(async () => (await entryFields(raw, '/vary')).length === 3, 5000, 'both variants stored')
+      const fields = (await entryFields(raw, '/vary')).map((field) => JSON.parse(field)[0] as string)
       assert.deepEqual(fields, ['b', 'v:accept-language=en', 'v:accept-language=fr'])
       await http.get('/vary').expect('x-cache', 'MISS') // no Accept-Language: a third variant
       assert.equal(calls('vary'), 3)
@@ -275,8 +279,8 @@ describe('kit.cache() on Redis', function () {
       assert.equal(gzip.headers['content-encoding'], 'gzip')
       assert.equal(gzip.headers.vary, 'Accept-Encoding')
       assert.deepEqual([calls('png'), calls('bytes'), calls('gzip')], [1, 1, 1])
-      await eventually(async () => (await raw.hexists('cache:e:/png', 'b')) === 1, 5000, 'png stored')
-      const stored = await raw.hgetBuffer('cache:e:/png', 'b')
+      await eventually(() => isStored(raw, '/png'), 5000, 'png stored')
+      const stored = await storedBytes(raw, '/png')
       assert.ok(stored && stored.subarray(stored.length - PNG.length).equals(PNG), 'one Redis value ending in the exact body')
     })
 
@@ -335,8 +339,8 @@ describe('kit.cache() on Redis', function () {
       const long = `/any/${'segment/'.repeat(120)}end`
       await http.get(long).expect('x-cache', 'MISS')
       await http.get(long).expect('x-cache', 'HIT')
-      await eventually(async () => (await raw.keys('cache:*')).length === 1, 5000, 'hashed key in Redis')
-      const keys = await raw.keys('cache:*')
+      await eventually(async () => (await raw.keys('cache:[eh]:*')).length === 1, 5000, 'hashed key in Redis')
+      const keys = await raw.keys('cache:[eh]:*')
       assert.equal(keys.length, 1)
       assert.ok((keys[0] as string).length < 200, `hashed key ${keys[0]}`)
       assert.equal(await raw.hget(keys[0] as string, 'k'), long)

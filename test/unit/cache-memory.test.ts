@@ -115,7 +115,8 @@ describe('kit.cache() in memory mode (enabled: false)', function () {
     const kit = testKit({ enabled: false })
     kits.push(kit)
     const server = express()
-    server.get('/file', kit.cache({ ttl: 1, staleWhileRevalidate: 60 }), (_req, res) => { sends++; res.sendFile(file) })
+    // sendFile's default `Cache-Control: public, max-age=0` says "stale at once": the cache honours it.
+    server.get('/file', kit.cache({ ttl: 1, staleWhileRevalidate: 60 }), (_req, res) => { sends++; res.sendFile(file, { maxAge: '1h' }) })
     const l = await listen(server)
     listening.push(l)
     const first = await rawRequest(l.port, '/file')
