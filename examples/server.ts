@@ -117,26 +117,26 @@ export function createApp(options: ExampleOptions = {}): { app: Express; kit: Ki
   app.use(express.json({ limit: '10kb' }))
   app.use(express.urlencoded({ extended: false, limit: '10kb' }))
   app.use('/health', kit.healthRouter())
+  // Prometheus scrapes the kit's metrics here (prom-client); in production, an internal port or auth.
+  app.use('/metrics', kit.metricsRouter())
   app.use(kit.session())
 
   app.get('/login', (_req: Request, res: Response) => {
     res.type('html').send(LOGIN_PAGE)
   })
 
-  app.post('/login', kit.rateLimit({ name: 'login', windowMs: 15 * 60_000, limit: 5 }), (req: Request, res: Response, next: NextFunction) => {
+  app.post('/login', kit.rateLimit({ name: 'login', windowMs: 15 * 60_000, limit: 5 }), async (req: Request, res: Response) => {
     const username: unknown = req.body?.username
     if (typeof username !== 'string' || !USERNAME.test(username)) {
       res.status(400).json({ error: 'username must be 1-64 letters, digits or . _ @ -' })
       return
     }
-    // A new session id on login prevents session fixation.
-    req.session.regenerate((error) => {
-      if (error) return next(error)
-      req.session.user = username
-      // The login form goes on to the dashboard; API clients get JSON.
-      if (req.is('application/x-www-form-urlencoded')) res.redirect(303, '/admin/queues')
-      else res.json({ user: username })
-    })
+    // A new session id, saved before the answer: a cookie planted before the login (session
+    // fixation) never becomes the user's session.
+    await kit.login(req, { user: username })
+    // The login form goes on to the dashboard; API clients get JSON.
+    if (req.is('application/x-www-form-urlencoded')) res.redirect(303, '/admin/queues')
+    else res.json({ user: username })
   })
 
   app.get('/me', (req: Request, res: Response) => {
@@ -147,8 +147,10 @@ export function createApp(options: ExampleOptions = {}): { app: Express; kit: Ki
     res.json({ user: req.session.user })
   })
 
-  app.post('/logout', (req: Request, res: Response, next: NextFunction) => {
-    req.session.destroy((error) => (error ? next(error) : res.status(204).end()))
+  app.post('/logout', async (req: Request, res: Response) => {
+    // Destroyed for good: a request still running with this session cannot save it back.
+    await kit.logout(req, res)
+    res.status(204).end()
   })
 
   app.use('/api', kit.rateLimit({ name: 'api', windowMs: 60_000, limit: perMinute }))
@@ -158,7 +160,9 @@ export function createApp(options: ExampleOptions = {}): { app: Express; kit: Ki
       if (!TARGET.test(String(req.params.target))) res.status(400).json({ error: 'target must be a host name' })
       else next()
     },
-    kit.cache({ ttl: 300, tags: (req) => [`scan:${String(req.params.target).toLowerCase()}`] }),
+    // A scan report is the same for every user, so logged-in users share it too (by default the
+    // cache skips requests whose session holds data, so one user's page never reaches another).
+    kit.cache({ ttl: 300, shareAcrossSessions: true, tags: (req) => [`scan:${String(req.params.target).toLowerCase()}`] }),
     async (req: Request, res: Response) => {
       const target = String(req.params.target).toLowerCase()
       await new Promise((resolve) => setTimeout(resolve, scanMs)) // the expensive part

@@ -4,6 +4,7 @@ export type { KeyValueClient } from './client/index.js'
 export { KitError, type KitErrorCode } from './core/errors.js'
 export { redactUrl } from './core/config.js'
 export type { CacheOptions, InvalidateTarget } from './cache/index.js'
+export type { KitStats, MetricsRouterOptions, PromRegistry } from './metrics/index.js'
 export type {
   AddOptions, Backoff, JobInfo, JobProgress, JobQueue, JobSettings, JobState, JobWorker, JobWorkerEvents, KeepJobs, Processor,
   QueueDownPolicy, QueueHealth, QueueOptions, WorkerJob, WorkerOptions,

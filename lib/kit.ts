@@ -1,15 +1,16 @@
 /** createKit(): one connection manager, every feature bound to it. */
-import type { RequestHandler, Router } from 'express'
+import type { Request, RequestHandler, Response, Router } from 'express'
 import { CacheRuntime, createCache, type CacheOptions, type InvalidateTarget } from './cache/index.js'
 import { KeyValueClient } from './client/index.js'
 import { resolveConfig } from './core/config.js'
 import { ConnectionManager } from './core/manager.js'
-import { createHealthRouter } from './health/index.js'
+import { createHealthRouter, type HealthRouterOptions } from './health/index.js'
 import { JobsRuntime, type JobQueue, type JobWorker, type Processor, type QueueOptions, type WorkerOptions } from './jobs/index.js'
+import { createMetricsRouter, kitSource, startOpenTelemetry, statsOf, type KitStats, type MetricsRouterOptions, type MetricsSource, type OpenTelemetryHandle } from './metrics/index.js'
 import type { RateLimitRequestHandler } from 'express-rate-limit'
 import { createRateLimit, FailoverRateLimitStore, LimiterNames, type FailoverRateLimitStoreOptions, type RateLimitOptions } from './rate-limit/index.js'
 import { parseRateLimitStoreOptions } from './rate-limit/options.js'
-import { createSessionMiddleware, FailoverSessionStore, type SessionMiddleware, type SessionOptions, type SessionStoreOptions } from './session/index.js'
+import { createSessionMiddleware, FailoverSessionStore, login, logout, type LoginData, type SessionMiddleware, type SessionOptions, type SessionStoreOptions } from './session/index.js'
 import type { KitEvents, KitOptions, KitState } from './types.js'
 
 /** The kit's insides, for its own tests. Not exported from the package entry. */
@@ -25,10 +26,15 @@ export class Kit {
   private readonly limiterNames = new LimiterNames()
   /** This kit's job queues and workers, created on first use. */
   private jobsRuntime: JobsRuntime | undefined
+  /** What stats(), metricsRouter() and OpenTelemetry read. */
+  private readonly metricsSource: MetricsSource
+  private readonly telemetry: OpenTelemetryHandle | undefined
 
   constructor(options: Readonly<Partial<KitOptions>> = {}) {
     this.manager = new ConnectionManager(resolveConfig(options))
     this.client = new KeyValueClient(this.manager.context('client', ''))
+    this.metricsSource = kitSource(this.manager, () => this.jobsRuntime?.summary())
+    this.telemetry = this.manager.config.telemetry ? startOpenTelemetry(this.metricsSource) : undefined
   }
 
   /** @internal */
@@ -89,6 +95,19 @@ export class Kit {
   }
 
   /**
+   * Logs a user in without session fixation: a new session id (the one the browser brought is
+   * destroyed), `data` stored in it, saved before this resolves. Needs `kit.session()` on the route.
+   */
+  login(req: Request, data: LoginData): Promise<void> {
+    return login(req, data)
+  }
+
+  /** Destroys the request's session (a late save of it cannot bring it back) and clears its cookie. */
+  logout(req: Request, res: Response): Promise<void> {
+    return logout(req, res)
+  }
+
+  /**
    * The failover rate-limit store on its own, for express-rate-limit configured by hand:
    * `rateLimit({ store: kit.rateLimitStore({ name: 'api' }), … })`.
    */
@@ -142,9 +161,31 @@ export class Kit {
     return this.jobs_().worker<D, R>(name, processor, options)
   }
 
-  /** An express Router: mount it at `/health` for `GET /health` and `GET /health/redis`. */
-  healthRouter(): Router {
-    return createHealthRouter(this.manager, () => this.jobsRuntime?.summary())
+  /**
+   * What the kit has done so far, as one plain object: state, time degraded, Redis calls by
+   * outcome and latency, journal backlog and replays, memory twins, cache results, limiter
+   * decisions, session operations, job events. The numbers `/metrics` serves.
+   */
+  stats(): KitStats {
+    return statsOf(this.metricsSource)
+  }
+
+  /**
+   * An express Router serving the kit's metrics in the Prometheus text format: mount it at
+   * `/metrics`. Needs prom-client (an optional peer), or pass your own `registry` to add the
+   * kit's metrics to it (once per registry).
+   */
+  metricsRouter(options?: Readonly<Partial<MetricsRouterOptions>>): Router {
+    return createMetricsRouter(this.metricsSource, options)
+  }
+
+  /**
+   * An express Router: mount it at `/health` for `GET /health` and `GET /health/redis`. Server
+   * names, ports and error messages are left out unless `details` allows them (`true`, or a
+   * function of the request).
+   */
+  healthRouter(options?: Readonly<Partial<HealthRouterOptions>>): Router {
+    return createHealthRouter(this.manager, () => this.jobsRuntime?.summary(), options)
   }
 
   /**
@@ -153,6 +194,7 @@ export class Kit {
    * exit by itself.
    */
   async close(): Promise<void> {
+    this.telemetry?.stop()
     await this.jobsRuntime?.close()
     await this.manager.close()
   }

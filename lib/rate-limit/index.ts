@@ -9,6 +9,8 @@ import type { Log } from '../core/log.js'
 import { invalidOption } from '../core/errors.js'
 import { parseRateLimitOptions, type RateLimitOptions } from './options.js'
 import { FailoverRateLimitStore } from './store.js'
+import { reportUsedUp } from './used-up.js'
+import { countDecisions } from './decisions.js'
 
 export { FailoverRateLimitStore, type FailoverRateLimitStoreOptions } from './store.js'
 export type { RateLimitOptions, RateLimitStoreOptions, RedisDownPolicy } from './options.js'
@@ -67,14 +69,16 @@ export function createRateLimit(ctx: FeatureContext, names: LimiterNames, option
   const { name, onRedisDown, instances } = config.store
   names.check(name, options.name !== undefined)
 
-  const store = new FailoverRateLimitStore(ctx, { name, onRedisDown })
-  const middleware = rateLimit({
+  const numeric = typeof config.limit === 'number' ? config.limit : undefined
+  const store = new FailoverRateLimitStore(ctx, { name, onRedisDown }, { limit: numeric, instances })
+  const limiter = rateLimit({
     ...(ctx.log.enabled ? { logger: toKitLogger(ctx.log) } : {}),
     ...config.express,
     ...(instances > 1 ? { limit: splitDuringOutage(ctx, config.limit, instances) } : {}),
     store,
   })
+  const middleware = numeric === undefined ? reportUsedUp(store, config.express.requestPropertyName ?? 'rateLimit', limiter) : limiter
   names.add(name)
   ctx.register()
-  return middleware
+  return countDecisions(ctx, name, config.express.requestPropertyName ?? 'rateLimit', middleware)
 }

@@ -7,6 +7,11 @@
  * ending at …" and, once Redis answers again, added to the client's window in Redis if that
  * window is still open (exactly once: see core/replay.ts). A hit whose Redis call was sent and
  * got no answer is never replayed: it may have counted already (it is reported as in doubt).
+ *
+ * Counts in memory live in two tiers, each bounded like every memory twin: clients with hits left,
+ * and clients that used up their limit. A flood of new clients evicts the least recently seen of
+ * the first tier only, so it cannot reset the count of a client being held back (a brute force on
+ * one account outlasts any number of requests for other keys).
  */
 import type { ClientRateLimitInfo, Options as ExpressRateLimitOptions, Store } from 'express-rate-limit'
 import { RedisStore } from 'rate-limit-redis'
@@ -23,6 +28,14 @@ export interface FailoverRateLimitStoreOptions {
   onRedisDown: RedisDownPolicy
 }
 
+/** What kit.rateLimit() tells its store about the limit, which express-rate-limit may only see as a function. */
+export interface MemoryLimit {
+  /** The limit as a number, when it is one (else the middleware reports used-up clients). */
+  limit: number | undefined
+  /** During an outage each instance allows `Math.ceil(limit / instances)`. */
+  instances: number
+}
+
 export class FailoverRateLimitStore implements Store {
   /** Read by express-rate-limit's double-count check: keys of different limiters never clash. */
   readonly prefix: string
@@ -30,7 +43,11 @@ export class FailoverRateLimitStore implements Store {
   readonly localKeys = false
   private readonly ctx: FeatureContext
   private readonly policy: RedisDownPolicy
+  /** Counts of clients with hits left: evicted first, least recently seen first. */
   private readonly memory: MemoryStore
+  /** Counts of clients that used up their limit: never evicted to make room for the others. */
+  private readonly usedUp: MemoryStore
+  private baseLimit: number | undefined
   private options: ExpressRateLimitOptions | undefined
   private windowMs = 60_000
   private denyHits = Number.MAX_SAFE_INTEGER
@@ -38,11 +55,12 @@ export class FailoverRateLimitStore implements Store {
   /** rate-limit-redis stores whose increment script failed to load (they never send EVALSHA). */
   private readonly unloaded = new WeakSet<RedisStore>()
 
-  constructor(ctx: FeatureContext, options: Readonly<FailoverRateLimitStoreOptions>) {
+  constructor(ctx: FeatureContext, options: Readonly<FailoverRateLimitStoreOptions>, private readonly limits: Readonly<MemoryLimit> = { limit: undefined, instances: 1 }) {
     this.ctx = ctx
     this.policy = options.onRedisDown
     this.prefix = ctx.key(`${options.name}:`)
     this.memory = ctx.memory
+    this.usedUp = ctx.extraMemory('used-up')
     ctx.onResume(() => { this.connectRedis() })
   }
 
@@ -50,6 +68,7 @@ export class FailoverRateLimitStore implements Store {
   init(options: ExpressRateLimitOptions): void {
     this.options = options
     this.windowMs = options.windowMs
+    this.baseLimit = typeof options.limit === 'number' ? options.limit : this.limits.limit
     // 'deny' reports one hit over a fixed limit, so `remaining` reads 0 and the handler runs.
     this.denyHits = typeof options.limit === 'number' ? options.limit + 1 : Number.MAX_SAFE_INTEGER
     if (this.ctx.backend === 'redis') this.connectRedis()
@@ -96,8 +115,9 @@ export class FailoverRateLimitStore implements Store {
       redis: () => this.redis().decrement(key),
       memory: () => {
         if (!this.counts()) return
-        const hits = Number(this.memory.get(full) ?? 0)
-        if (hits > 0) this.memory.replaceKeepTtl(full, String(hits - 1))
+        const tier = this.tierOf(full)
+        const hits = Number(tier.get(full) ?? 0)
+        if (hits > 0) tier.replaceKeepTtl(full, String(hits - 1))
       },
       journal: () => this.hitWrite(full, -1, false),
     })
@@ -106,8 +126,8 @@ export class FailoverRateLimitStore implements Store {
   resetKey(key: string): Promise<void> {
     const full = this.prefix + key
     return this.ctx.run({
-      redis: async () => { this.memory.delete(full); await this.redis().resetKey(key) },
-      memory: () => { this.memory.delete(full) },
+      redis: async () => { this.forget(full); await this.redis().resetKey(key) },
+      memory: () => { this.forget(full) },
       journal: { op: 'del', key: full },
     })
   }
@@ -121,8 +141,9 @@ export class FailoverRateLimitStore implements Store {
         return info && info.totalHits > 0 ? info : undefined
       },
       memory: () => {
-        const hits = this.counts() ? Number(this.memory.get(full) ?? 0) : 0
-        const ttl = this.memory.remainingTtl(full)
+        const tier = this.tierOf(full)
+        const hits = this.counts() ? Number(tier.get(full) ?? 0) : 0
+        const ttl = tier.remainingTtl(full)
         if (hits <= 0 || ttl === undefined || !Number.isFinite(ttl)) return undefined
         return { totalHits: hits, resetTime: new Date(Date.now() + ttl) }
       },
@@ -144,9 +165,43 @@ export class FailoverRateLimitStore implements Store {
   /** The journal entry for hits counted in memory, in the window memory holds for this client. */
   private hitWrite(full: string, delta: number, newWindow: boolean): JournalWrite | undefined {
     if (!this.counts()) return undefined
-    const ttl = this.memory.remainingTtl(full)
+    const ttl = this.tierOf(full).remainingTtl(full)
     if (ttl === undefined || !Number.isFinite(ttl)) return undefined
     return { op: 'hits', key: full, delta, newWindow, endsAt: Date.now() + ttl }
+  }
+
+  /** The tier holding a client's count (the first tier when neither does). */
+  private tierOf(full: string): MemoryStore {
+    return this.usedUp.has(full) ? this.usedUp : this.memory
+  }
+
+  private forget(full: string): void {
+    this.memory.delete(full)
+    this.usedUp.delete(full)
+  }
+
+  /** The limit memory enforces now: the instance's share during an outage. */
+  private memoryLimit(): number | undefined {
+    const limit = this.baseLimit
+    if (limit === undefined || this.limits.instances <= 1 || !this.ctx.outage) return limit
+    return Math.ceil(limit / this.limits.instances)
+  }
+
+  /**
+   * Called by kit.rateLimit() with what express-rate-limit decided, for a limit given as a
+   * function (the store cannot know it): a client counted in memory with no hits left moves to
+   * the tier that eviction spares.
+   */
+  usedUpIfLimited(key: string, used: number, limit: number): void {
+    if (used >= limit) this.moveToUsedUp(this.prefix + key)
+  }
+
+  private moveToUsedUp(full: string): void {
+    const hits = this.memory.get(full)
+    const ttl = this.memory.remainingTtl(full)
+    if (hits === undefined || ttl === undefined) return
+    this.usedUp.set(full, hits, ttl)
+    this.memory.delete(full)
   }
 
   private incrementInMemory(full: string): ClientRateLimitInfo {
@@ -157,15 +212,21 @@ export class FailoverRateLimitStore implements Store {
         // Retry-After: 1 s, so clients come back soon after Redis does.
         : { totalHits: this.denyHits, resetTime: new Date(now + Math.min(this.windowMs, 1000)) }
     }
-    const current = this.memory.get(full)
-    const ttl = current === undefined ? undefined : this.memory.remainingTtl(full)
+    const tier = this.tierOf(full)
+    const current = tier.get(full)
+    const ttl = current === undefined ? undefined : tier.remainingTtl(full)
+    let hits = 1
+    let resetTime = new Date(now + this.windowMs)
     if (current === undefined || ttl === undefined || !Number.isFinite(ttl)) {
       this.memory.set(full, '1', this.windowMs)
-      return { totalHits: 1, resetTime: new Date(now + this.windowMs) }
+    } else {
+      hits = Number(current) + 1
+      tier.replaceKeepTtl(full, String(hits))
+      resetTime = new Date(now + ttl)
     }
-    const hits = Number(current) + 1
-    this.memory.replaceKeepTtl(full, String(hits))
-    return { totalHits: hits, resetTime: new Date(now + ttl) }
+    const limit = this.memoryLimit()
+    if (tier === this.memory && limit !== undefined && hits >= limit) this.moveToUsedUp(full)
+    return { totalHits: hits, resetTime }
   }
 
   private warnLoadFailure(error: unknown): void {

@@ -5,16 +5,26 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import session from 'express-session'
 import type { FeatureContext } from '../core/context.js'
+import { markSessionInUse } from '../core/request-marks.js'
+import { rememberCookie } from './login.js'
 import { parseSessionOptions, type SessionOptions } from './options.js'
 import { FailoverSessionStore } from './store.js'
 
 export { FailoverSessionStore, type SessionCallback, type StoredSession } from './store.js'
+export { login, logout, type LoginData } from './login.js'
 export type { SessionOptions, SessionSerializer, SessionStoreOptions } from './options.js'
 
 /** The express-session middleware, with the store it uses (for `all()`, `ids()`, `clear()` …). */
 export type SessionMiddleware = RequestHandler & { store: FailoverSessionStore }
 
 const SHORT_SECRET = 32
+
+/** Whether a loaded session holds anything besides its cookie (a user, a cart …). */
+function holdsData(sess: object | undefined): boolean {
+  // for…in stops at the first name; express-session's own methods and `id` are not enumerable.
+  for (const name in sess) if (name !== 'cookie') return true
+  return false
+}
 
 export function createSessionMiddleware(ctx: FeatureContext, options?: Readonly<Partial<SessionOptions>>): SessionMiddleware {
   const config = parseSessionOptions(options, ctx.settings.env)
@@ -26,12 +36,12 @@ export function createSessionMiddleware(ctx: FeatureContext, options?: Readonly<
   const store = new FailoverSessionStore(ctx, config.store)
   const handler = session({ ...config.express, store })
   store.followReplacedSessions() // after session(): it installs the store's generate()
-  if (!config.production || config.express.cookie.secure !== 'auto') return Object.assign(handler, { store })
+  rememberCookie(store, config.express.name, config.express.cookie)
 
-  let checked = false
   // In production the cookie is Secure only on HTTPS requests; behind a TLS proxy Express sees
   // plain HTTP unless `trust proxy` is set, and the cookie would go out without Secure.
-  const sessionWithSecureCheck = function sessionWithSecureCheck(req: Request, res: Response, next: NextFunction): void {
+  let checked = !config.production || config.express.cookie.secure !== 'auto'
+  const kitSession = function kitSession(req: Request, res: Response, next: NextFunction): void {
     if (!checked) {
       checked = true
       if (!req.secure) {
@@ -39,7 +49,11 @@ export function createSessionMiddleware(ctx: FeatureContext, options?: Readonly<
           + 'so the session cookie is sent without Secure. Behind a TLS proxy, call app.set(\'trust proxy\', 1). Logged once.')
       }
     }
-    handler(req, res, next)
+    handler(req, res, function sessionLoaded(error?: unknown) {
+      // kit.cache() neither serves nor stores a shared entry for a request whose session holds data.
+      if (error === undefined && holdsData(req.session)) markSessionInUse(req)
+      next(error)
+    })
   }
-  return Object.assign(sessionWithSecureCheck, { store })
+  return Object.assign(kitSession, { store })
 }

@@ -123,7 +123,9 @@ export function parseSessionOptions(
   options.fn(given.genid, 'genid', '(req) => crypto.randomUUID()')
   options.oneOf(given.unset, 'unset', ['destroy', 'keep'], 'keep', "Use 'destroy' or 'keep'.")
   const store = parseStoreOptions(given)
-  const production = env.NODE_ENV === 'production'
+  // An `env` given to createKit (e.g. for SESSION_SECRET) rarely repeats NODE_ENV: a production
+  // process must not lose its Secure cookie and its warning because of it.
+  const production = (env.NODE_ENV ?? process.env.NODE_ENV) === 'production'
   const cookie = parseCookie(given.cookie, production)
   checkTouchWindow(store, cookie)
   const passThrough: Record<string, unknown> = {}

@@ -14,6 +14,9 @@
  *   sessions) and no Redis error in a callback (it would become a 500).
  * - Touch throttling: the Redis EXPIRE is skipped while the expiry this instance last wrote is
  *   close enough to the one the touch would write.
+ * - Tombstones (tombstone.ts): a destroyed session cannot be saved again within its lifetime, by a
+ *   request that loaded it before the logout and ends after it — checked by the save script on
+ *   Redis, by the memory twin, and after an outage's replay.
  */
 import { RedisStore } from 'connect-redis'
 import type { Request } from 'express'
@@ -22,12 +25,17 @@ import { LRUCache } from 'lru-cache'
 import type { Step } from '../core/calls.js'
 import type { FeatureContext } from '../core/context.js'
 import type { MemoryStore } from '../core/memory.js'
-import type { RedisClient } from '../core/redis-types.js'
+import { isCluster, type RedisClient } from '../core/redis-types.js'
 import { escapeGlob } from '../core/scan.js'
 import { checkSession, settle, type SessionCallback, type StoredSession } from './data.js'
 import { deleteKeys, scanKeys, values } from './listing.js'
 import { parseStoreOptions, type SessionSerializer, type SessionStoreOptions } from './options.js'
+import { DESTROY, ENFORCE, isTombstone, SAVE, tombstoneKey } from './tombstone.js'
 import { ROUNDING_MS, TouchThrottle } from './touch.js'
+import { SessionCounts } from './metrics.js'
+
+/** Sessions per tombstone check sent after a replay (one Redis; on a Cluster one each). */
+const ENFORCE_CHUNK = 250
 
 export type { SessionCallback, StoredSession } from './data.js'
 
@@ -36,40 +44,45 @@ export class FailoverSessionStore extends session.Store {
   readonly prefix: string
   private readonly ctx: FeatureContext
   private readonly memory: MemoryStore
+  /** Destroyed session keys, in memory (bounded like the near-cache). */
+  private readonly tombstones: MemoryStore
   private readonly redisStore: RedisStore | undefined
   private readonly ttlMs: number
   private readonly serializer: SessionSerializer
-  /** Text already serialized for a pending set, so Redis, memory and journal get the same bytes. */
-  private readonly serialized = new WeakMap<object, string>()
   private readonly throttle: TouchThrottle
+  /**
+   * Session keys journaled as saves during an outage (with the outage they were journaled in): the
+   * replay writes them back blindly, so each is checked against its tombstone right after.
+   */
+  private readonly replayedSaves: LRUCache<string, number>
+  private outages = 0
   /** Per session id made during an outage for a cookie this instance could not read: that cookie's session id. */
   private readonly replaced: LRUCache<string, string>
+  /** Operations by backend, near-cache hits (metrics.ts). */
+  private readonly counted: SessionCounts
 
   constructor(ctx: FeatureContext, options: Readonly<Partial<SessionStoreOptions>> = {}) {
     super()
     const config = parseStoreOptions(options)
     this.ctx = ctx
+    this.counted = new SessionCounts(ctx)
     this.memory = ctx.memory
+    this.tombstones = ctx.extraMemory('tombstones')
     this.prefix = ctx.prefix
     this.ttlMs = config.ttlMs
     this.serializer = config.serializer
     this.throttle = new TouchThrottle(ctx.settings.memory.maxEntries, config.touchAfterMs)
     this.replaced = new LRUCache({ max: ctx.settings.memory.maxEntries })
+    this.replayedSaves = new LRUCache({ max: ctx.settings.journal.maxEntries })
     const client = ctx.client
+    // connect-redis sends the touches (EXPIRE); saves and destroys go through the tombstone scripts.
     this.redisStore = client === undefined ? undefined : new RedisStore({
       client,
       prefix: this.prefix,
       ttl: (sess: SessionData) => this.ttlSeconds(sess),
-      serializer: {
-        parse: (text: string) => this.serializer.parse(text),
-        stringify: (sess: SessionData) => {
-          const text = this.serialized.get(sess)
-          if (text === undefined) return this.serializer.stringify(sess)
-          this.serialized.delete(sess)
-          return text
-        },
-      },
+      serializer: this.serializer,
     })
+    ctx.onResume(() => { this.enforceTombstones() })
     ctx.register()
   }
 
@@ -87,6 +100,7 @@ export class FailoverSessionStore extends session.Store {
       // the near-cache without serializing the session a second time.
       redis: (redis) => redis.get(key),
       fromRedis: (raw) => {
+        this.counted.add('read', 'redis')
         if (!raw) {
           this.memory.delete(key)
           return null
@@ -99,6 +113,7 @@ export class FailoverSessionStore extends session.Store {
       // While Redis is away, a session this instance never saw is "no session", not an error.
       memory: () => {
         const raw = this.memory.get(key)
+        this.counted.readFromMemory(raw !== undefined)
         return raw === undefined ? null : this.parse(raw)
       },
     }))
@@ -117,22 +132,34 @@ export class FailoverSessionStore extends session.Store {
     const key = this.prefix + sid
     const ttlMs = ttlSeconds * 1000
     const remember = (): void => { this.memory.set(key, text, ttlMs) }
-    return this.answer('write', undefined, callback, () => this.ctx.run({
-      redis: () => {
-        this.serialized.set(sess, text)
-        return this.redis().set(sid, sess)
-      },
-      fromRedis: () => {
+    // A save refused because the session was destroyed is answered as done: the request that made
+    // it ends normally, and the logout holds.
+    return this.answer('write', undefined, callback, () => this.ctx.run<boolean, unknown>({
+      redis: (redis) => SAVE.run(redis, [key, tombstoneKey(key)], [text, ttlSeconds]),
+      fromRedis: (saved) => {
+        this.counted.add('write', 'redis')
+        if (saved !== 1) {
+          this.forget(key, Math.max(ttlMs, this.ttlMs))
+          return false
+        }
         remember()
         this.throttle.wrote(sid, Date.now() + ttlMs, ttlMs)
+        return true
       },
       memory: () => {
+        this.counted.add('write', 'memory')
+        if (this.tombstones.has(key)) return false
         remember()
         // Redis may never get this write (an in-doubt one is not journaled): touch it next time.
         this.throttle.forget(sid)
+        return true
       },
-      journal: { op: 'set', key, value: text, expiresAt: Date.now() + ttlMs },
-    }))
+      journal: (saved) => {
+        if (!saved) return undefined
+        this.replayedSaves.set(key, this.outages)
+        return { op: 'set', key, value: text, expiresAt: Date.now() + ttlMs }
+      },
+    }).then(() => undefined))
   }
 
   /**
@@ -153,6 +180,7 @@ export class FailoverSessionStore extends session.Store {
       }
     }
     if (this.throttle.skips(sid, ttlMs, now + ttlMs)) {
+      this.counted.add('touch_skipped', this.ctx.backend)
       slide()
       // Called back on a microtask, not synchronously: express-session then ends the response
       // after this tick's other replies are handled and Node writes the responses back to back.
@@ -162,10 +190,11 @@ export class FailoverSessionStore extends session.Store {
     return this.answer('write', undefined, callback, () => this.ctx.run({
       redis: () => this.redis().touch(sid, sess),
       fromRedis: () => {
+        this.counted.add('touch', 'redis')
         this.throttle.wrote(sid, now + ttlMs, ttlMs)
         slide()
       },
-      memory: slide,
+      memory: () => { this.counted.add('touch', 'memory'); slide() },
       // PEXPIREAT never creates a key, so replaying a touch cannot bring back a destroyed session.
       journal: { op: 'pexpireat', key, at: now + ttlMs },
     }))
@@ -195,17 +224,52 @@ export class FailoverSessionStore extends session.Store {
     })
   }
 
+  /**
+   * Deletes the session and leaves its tombstone, for as long as the session had left and at least
+   * `ttlMs`. During an outage both are journaled: the DEL, and the tombstone as a SET.
+   */
   private destroyKey(key: string): Promise<void> {
-    const forget = (): void => {
-      this.memory.delete(key)
-      this.throttle.forget(key.slice(this.prefix.length))
-    }
-    return this.ctx.run({
-      redis: () => this.redis().destroy(key.slice(this.prefix.length)),
-      fromRedis: forget,
-      memory: forget,
+    return this.ctx.run<void, unknown>({
+      redis: (redis) => DESTROY.run(redis, [key, tombstoneKey(key)], [this.ttlMs]),
+      fromRedis: () => { this.counted.add('destroy', 'redis'); this.forget(key, this.ttlMs) },
+      memory: () => {
+        this.counted.add('destroy', 'memory')
+        const left = this.memory.remainingTtl(key)
+        const keepMs = Math.max(this.ttlMs, left !== undefined && Number.isFinite(left) ? left : 0)
+        this.forget(key, keepMs)
+        this.ctx.record({ op: 'set', key: tombstoneKey(key), value: '1', expiresAt: Date.now() + keepMs })
+      },
       journal: { op: 'del', key },
     })
+  }
+
+  /** This instance forgets a destroyed session, and remembers its tombstone for `keepMs`. */
+  private forget(key: string, keepMs: number): void {
+    this.memory.delete(key)
+    this.throttle.forget(key.slice(this.prefix.length))
+    const left = this.tombstones.remainingTtl(key)
+    if (left === undefined || left < keepMs) this.tombstones.set(key, '1', keepMs)
+  }
+
+  /**
+   * Right after an outage's replay (the kit is switching back to Redis in this tick): the replay
+   * wrote journaled saves back without looking at tombstones, so each of those sessions that was
+   * destroyed meanwhile (by another instance, or before the outage) is deleted again, before any
+   * newer command. A check cut off by a new outage is sent again after the next replay.
+   */
+  private enforceTombstones(): void {
+    const client = this.ctx.client
+    const outage = this.outages++
+    if (client === undefined || this.replayedSaves.size === 0) return
+    const keys = [...this.replayedSaves.keys()]
+    const size = isCluster(client) ? 1 : ENFORCE_CHUNK
+    for (let i = 0; i < keys.length; i += size) {
+      const chunk = keys.slice(i, i + size)
+      ENFORCE.runInOrder(client, chunk.flatMap((key) => [key, tombstoneKey(key)]), []).then(() => {
+        // A save journaled again in a later outage stays, for the check after that one's replay.
+        for (const key of chunk) if ((this.replayedSaves.get(key) ?? Infinity) <= outage) this.replayedSaves.delete(key)
+      }, () => {})
+    }
   }
 
   /** Every session (SCAN over the prefix, never KEYS); during an outage, those in this instance's memory. */
@@ -213,7 +277,7 @@ export class FailoverSessionStore extends session.Store {
     return this.answer('read', [], callback, () => this.ctx.runStepped({
       redis: async (redis, step) => {
         const found: StoredSession[] = []
-        for await (const [key, raw] of values(redis, await this.scanKeys(redis, step), step)) this.collect(found, key, raw)
+        for await (const [key, raw] of values(redis, await this.scanSessions(redis, step), step)) this.collect(found, key, raw)
         return found
       },
       memory: () => {
@@ -232,7 +296,7 @@ export class FailoverSessionStore extends session.Store {
   ids(callback?: SessionCallback<string[]>): Promise<string[]> {
     const strip = (keys: Iterable<string>): string[] => [...keys].map((key) => key.slice(this.prefix.length))
     return this.answer('read', [], callback, () => this.ctx.runStepped({
-      redis: async (redis, step) => strip(await this.scanKeys(redis, step)),
+      redis: async (redis, step) => strip(await this.scanSessions(redis, step)),
       memory: () => strip(this.memory.keys()),
     }))
   }
@@ -250,7 +314,8 @@ export class FailoverSessionStore extends session.Store {
     return this.answer('write', undefined, callback, () => this.ctx.runStepped({
       redis: async (redis, step) => {
         this.forgetAll()
-        const keys = await this.scanKeys(redis, step)
+        // Tombstones stay: a request still holding a destroyed session must not bring it back.
+        const keys = await this.scanSessions(redis, step)
         await deleteKeys(redis, keys, step)
       },
       // Never sent, or Redis went away mid-clear: the journaled clear takes over (deleting twice is harmless).
@@ -281,8 +346,9 @@ export class FailoverSessionStore extends session.Store {
     return checkSession(this.serializer.parse(raw))
   }
 
-  private scanKeys(redis: RedisClient, step: Step): Promise<string[]> {
-    return scanKeys(redis, this.prefix, step)
+  /** The session keys under the prefix (SCAN), tombstones left out. */
+  private async scanSessions(redis: RedisClient, step: Step): Promise<string[]> {
+    return (await scanKeys(redis, this.prefix, step)).filter((key) => !isTombstone(key))
   }
 
   private redis(): RedisStore {

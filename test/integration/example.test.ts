@@ -44,14 +44,16 @@ describe('example server with Redis', () => {
   })
 
   it('caches a scan, serves the cached copy, and recomputes after DELETE', async () => {
-    const first = await request(built.app).get('/api/scans/example.com').expect(200)
+    // The host is part of the key, and supertest gives each request a new port: name one host.
+    const host = 'scanner.test'
+    const first = await request(built.app).get('/api/scans/example.com').set('host', host).expect(200)
     assert.equal(first.headers['x-cache'], 'MISS')
-    const second = await request(built.app).get('/api/scans/example.com').expect(200)
+    const second = await request(built.app).get('/api/scans/example.com').set('host', host).expect(200)
     assert.equal(second.headers['x-cache'], 'HIT')
     assert.equal(second.body.computedAt, first.body.computedAt)
     assert.equal(second.body.scansComputed, first.body.scansComputed)
     await request(built.app).delete('/api/scans/example.com').expect(204)
-    const third = await request(built.app).get('/api/scans/example.com').expect(200)
+    const third = await request(built.app).get('/api/scans/example.com').set('host', host).expect(200)
     assert.equal(third.headers['x-cache'], 'MISS')
     assert.equal(third.body.scansComputed, first.body.scansComputed + 1)
     await request(built.app).get('/api/scans/not_a_host!').expect(400)
@@ -122,8 +124,9 @@ describe('example server without Redis', () => {
       await agent.post('/login').send({ username: 'ada' }).expect(200)
       await agent.get('/me').expect(200, { user: 'ada' })
       await agent.get('/api/visits').expect(200, { count: 1 })
-      await agent.get('/api/scans/example.com').expect(200)
-      const hit = await agent.get('/api/scans/example.com').expect(200)
+      // Logged in, yet shared: the example marks scan reports shareAcrossSessions. One host for the key.
+      await agent.get('/api/scans/example.com').set('host', 'scanner.test').expect(200)
+      const hit = await agent.get('/api/scans/example.com').set('host', 'scanner.test').expect(200)
       assert.equal(hit.headers['x-cache'], 'HIT')
     } finally {
       await kit.close()

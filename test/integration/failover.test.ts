@@ -20,7 +20,7 @@ const MAX_RETRY_DELAY = 500
 
 function healthApp(kit: Kit): express.Express {
   const app = express()
-  app.use('/health', kit.healthRouter())
+  app.use('/health', kit.healthRouter({ details: true })) // these tests read the server's name and the errors
   return app
 }
 

@@ -21,7 +21,7 @@ const CONNECT_TIMEOUT = 2000
 
 function healthApp(kit: Kit): express.Express {
   const app = express()
-  app.use('/health', kit.healthRouter())
+  app.use('/health', kit.healthRouter({ details: true })) // these tests read the server's name and the errors
   return app
 }
 

@@ -21,7 +21,7 @@ import { makeCertificates, makeServerCertificate, RedisTlsServer, type TestCerti
 
 function healthApp(kit: Kit): express.Express {
   const app = express()
-  app.use('/health', kit.healthRouter())
+  app.use('/health', kit.healthRouter({ details: true })) // these tests read the server's name and the errors
   return app
 }
 
