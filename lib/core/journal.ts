@@ -14,7 +14,12 @@
  */
 
 export type JournalWrite =
-  | { op: 'set'; key: string; value: string; expiresAt: number | undefined }
+  /**
+   * `unlessExists`: a key in the same hash slot (a session's tombstone) whose existence cancels the
+   * set when it is replayed, checked by the replay script itself, so a replayed save cannot bring
+   * back what was deleted for good meanwhile.
+   */
+  | { op: 'set'; key: string; value: string; expiresAt: number | undefined; unlessExists?: string }
   | { op: 'del'; key: string }
   | { op: 'incrby'; key: string; delta: number }
   | { op: 'pexpireat'; key: string; at: number }
@@ -33,7 +38,7 @@ export function isIdempotent(write: JournalWrite): boolean {
 export interface KeyEffect {
   kind: 'key'
   key: string
-  base?: { op: 'set'; value: string; expiresAt: number | undefined } | { op: 'del' }
+  base?: { op: 'set'; value: string; expiresAt: number | undefined; unlessExists?: string } | { op: 'del' }
   delta: number
   window?: { hits: number; endsAt: number }
   expireAt?: number
@@ -58,7 +63,10 @@ interface Entry {
 
 function effectOf(write: JournalWrite): Effect {
   switch (write.op) {
-    case 'set': return { kind: 'key', key: write.key, base: { op: 'set', value: write.value, expiresAt: write.expiresAt }, delta: 0 }
+    case 'set': {
+      const base = { op: 'set' as const, value: write.value, expiresAt: write.expiresAt }
+      return { kind: 'key', key: write.key, base: write.unlessExists === undefined ? base : { ...base, unlessExists: write.unlessExists }, delta: 0 }
+    }
     case 'del': return { kind: 'key', key: write.key, base: { op: 'del' }, delta: 0 }
     case 'incrby': return { kind: 'key', key: write.key, delta: write.delta }
     case 'pexpireat': return { kind: 'key', key: write.key, delta: 0, expireAt: write.at }
@@ -87,7 +95,8 @@ export function compose(earlier: KeyEffect, later: KeyEffect, laterStartsWindow 
 /** Approximate bytes held: UTF-16 text, as the memory twin counts it, plus a fixed overhead. */
 function sizeOf(effect: Effect): number {
   if (effect.kind === 'task') return 2 * effect.target.length + 64
-  return 2 * (effect.key.length + (effect.base?.op === 'set' ? effect.base.value.length : 0)) + 64
+  const set = effect.base?.op === 'set' ? effect.base.value.length + (effect.base.unlessExists?.length ?? 0) : 0
+  return 2 * (effect.key.length + set) + 64
 }
 
 /**

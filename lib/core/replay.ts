@@ -24,7 +24,8 @@ import { within } from './watchdog.js'
 /**
  * KEYS[1] marker, KEYS[2..] one key per effect. ARGV[1] marker TTL ms, ARGV[2] now (ms), then per
  * key: base ('S' set, 'D' delete, '' none), value, expiresAt ('' none), INCRBY delta,
- * window hits, window end, PEXPIREAT ('' none). Returns {1|0 applied, failed ops, first error}.
+ * window hits, window end, PEXPIREAT ('' none), and a key whose existence cancels the set ('' none;
+ * in the key's hash slot, so one node holds both). Returns {1|0 applied, failed ops, first error}.
  * Each operation runs under pcall: a key holding the wrong type fails that key, not the batch.
  */
 const REPLAY = new LuaScript(`local marker = KEYS[1]
@@ -43,9 +44,11 @@ local a = 3
 for k = 2, #KEYS do
   local key = KEYS[k]
   local base, value, expires, delta = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local hits, windowEnd, expireAt = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
-  a = a + 7
+  local hits, windowEnd, expireAt, unless = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  a = a + 8
   if base == 'D' then try('UNLINK', key)
+  elseif base == 'S' and unless ~= '' and redis.call('EXISTS', unless) == 1 then
+    -- cancelled: deleted for good meanwhile (a destroyed session's tombstone)
   elseif base == 'S' then
     if expires == '' then try('SET', key, value)
     else
@@ -120,6 +123,7 @@ function opsOf(effect: KeyEffect): string[] {
     String(effect.window?.hits ?? 0),
     String(Math.ceil(effect.window?.endsAt ?? 0)),
     effect.expireAt === undefined ? '' : String(Math.ceil(effect.expireAt)),
+    base?.op === 'set' ? base.unlessExists ?? '' : '',
   ]
 }
 

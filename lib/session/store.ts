@@ -16,7 +16,7 @@
  *   close enough to the one the touch would write.
  * - Tombstones (tombstone.ts): a destroyed session cannot be saved again within its lifetime, by a
  *   request that loaded it before the logout and ends after it — checked by the save script on
- *   Redis, by the memory twin, and after an outage's replay.
+ *   Redis, by the memory twin, and by the outage replay (a journaled save names its tombstone).
  */
 import { RedisStore } from 'connect-redis'
 import type { Request } from 'express'
@@ -25,17 +25,14 @@ import { LRUCache } from 'lru-cache'
 import type { Step } from '../core/calls.js'
 import type { FeatureContext } from '../core/context.js'
 import type { MemoryStore } from '../core/memory.js'
-import { isCluster, type RedisClient } from '../core/redis-types.js'
+import type { RedisClient } from '../core/redis-types.js'
 import { escapeGlob } from '../core/scan.js'
 import { checkSession, settle, type SessionCallback, type StoredSession } from './data.js'
 import { deleteKeys, scanKeys, values } from './listing.js'
 import { parseStoreOptions, type SessionSerializer, type SessionStoreOptions } from './options.js'
-import { DESTROY, ENFORCE, isTombstone, SAVE, tombstoneKey } from './tombstone.js'
+import { DESTROY, isTombstone, SAVE, tombstoneKey } from './tombstone.js'
 import { ROUNDING_MS, TouchThrottle } from './touch.js'
 import { SessionCounts } from './metrics.js'
-
-/** Sessions per tombstone check sent after a replay (one Redis; on a Cluster one each). */
-const ENFORCE_CHUNK = 250
 
 export type { SessionCallback, StoredSession } from './data.js'
 
@@ -50,12 +47,6 @@ export class FailoverSessionStore extends session.Store {
   private readonly ttlMs: number
   private readonly serializer: SessionSerializer
   private readonly throttle: TouchThrottle
-  /**
-   * Session keys journaled as saves during an outage (with the outage they were journaled in): the
-   * replay writes them back blindly, so each is checked against its tombstone right after.
-   */
-  private readonly replayedSaves: LRUCache<string, number>
-  private outages = 0
   /** Per session id made during an outage for a cookie this instance could not read: that cookie's session id. */
   private readonly replaced: LRUCache<string, string>
   /** Operations by backend, near-cache hits (metrics.ts). */
@@ -73,7 +64,6 @@ export class FailoverSessionStore extends session.Store {
     this.serializer = config.serializer
     this.throttle = new TouchThrottle(ctx.settings.memory.maxEntries, config.touchAfterMs)
     this.replaced = new LRUCache({ max: ctx.settings.memory.maxEntries })
-    this.replayedSaves = new LRUCache({ max: ctx.settings.journal.maxEntries })
     const client = ctx.client
     // connect-redis sends the touches (EXPIRE); saves and destroys go through the tombstone scripts.
     this.redisStore = client === undefined ? undefined : new RedisStore({
@@ -82,7 +72,6 @@ export class FailoverSessionStore extends session.Store {
       ttl: (sess: SessionData) => this.ttlSeconds(sess),
       serializer: this.serializer,
     })
-    ctx.onResume(() => { this.enforceTombstones() })
     ctx.register()
   }
 
@@ -154,11 +143,9 @@ export class FailoverSessionStore extends session.Store {
         this.throttle.forget(sid)
         return true
       },
-      journal: (saved) => {
-        if (!saved) return undefined
-        this.replayedSaves.set(key, this.outages)
-        return { op: 'set', key, value: text, expiresAt: Date.now() + ttlMs }
-      },
+      // The replay skips this save if the session's tombstone exists by then (another instance's
+      // logout during the outage): checked by the replay script, in the same step as the write.
+      journal: (saved) => (saved ? { op: 'set', key, value: text, expiresAt: Date.now() + ttlMs, unlessExists: tombstoneKey(key) } : undefined),
     }).then(() => undefined))
   }
 
@@ -249,27 +236,6 @@ export class FailoverSessionStore extends session.Store {
     this.throttle.forget(key.slice(this.prefix.length))
     const left = this.tombstones.remainingTtl(key)
     if (left === undefined || left < keepMs) this.tombstones.set(key, '1', keepMs)
-  }
-
-  /**
-   * Right after an outage's replay (the kit is switching back to Redis in this tick): the replay
-   * wrote journaled saves back without looking at tombstones, so each of those sessions that was
-   * destroyed meanwhile (by another instance, or before the outage) is deleted again, before any
-   * newer command. A check cut off by a new outage is sent again after the next replay.
-   */
-  private enforceTombstones(): void {
-    const client = this.ctx.client
-    const outage = this.outages++
-    if (client === undefined || this.replayedSaves.size === 0) return
-    const keys = [...this.replayedSaves.keys()]
-    const size = isCluster(client) ? 1 : ENFORCE_CHUNK
-    for (let i = 0; i < keys.length; i += size) {
-      const chunk = keys.slice(i, i + size)
-      ENFORCE.runInOrder(client, chunk.flatMap((key) => [key, tombstoneKey(key)]), []).then(() => {
-        // A save journaled again in a later outage stays, for the check after that one's replay.
-        for (const key of chunk) if ((this.replayedSaves.get(key) ?? Infinity) <= outage) this.replayedSaves.delete(key)
-      }, () => {})
-    }
   }
 
   /** Every session (SCAN over the prefix, never KEYS); during an outage, those in this instance's memory. */

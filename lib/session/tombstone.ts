@@ -60,13 +60,3 @@ if left > keep then keep = left end
 redis.call('DEL', KEYS[1])
 redis.call('SET', KEYS[2], '1', 'PX', keep)
 return 1`)
-
-/**
- * KEYS: session, tombstone, session, tombstone …: deletes each session that has a tombstone. Sent
- * right after an outage's replay, which writes journaled sessions back without looking at tombstones.
- */
-export const ENFORCE = new LuaScript(`local deleted = 0
-for i = 1, #KEYS, 2 do
-  if redis.call('EXISTS', KEYS[i + 1]) == 1 then deleted = deleted + redis.call('DEL', KEYS[i]) end
-end
-return deleted`)
