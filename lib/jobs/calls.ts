@@ -10,10 +10,18 @@ import type { JobInfo, QueueHealth } from './types.js'
 import type { PendingJob } from './info.js'
 import type { HeldJob } from './outbox.js'
 
+/** What became of one job sent to BullMQ: the answer, and whether it is a new job in Redis (not one already using its id). */
+export interface Placed {
+  info: JobInfo
+  added: boolean
+}
+
 /** What the calls need from their queue (queue.ts). */
 export interface CallHost {
   /** Adds one job to BullMQ and answers what became of it (a duplicate, a replaced finished job …). */
-  place(job: PendingJob, data: unknown): Promise<JobInfo>
+  place(job: PendingJob, data: unknown): Promise<Placed>
+  /** Counts a job add() put into Redis, once Redis answered in time (a late answer is counted by the flush). */
+  added(id: string): void
   /** Redis cannot take the job: the queue's `onRedisDown` policy answers. */
   whileDown(job: PendingJob, reason: MemoryReason): JobInfo
   /** Adds held jobs to BullMQ, in order, with their ids. */
@@ -26,8 +34,12 @@ export interface CallHost {
 
 export class AddCall {
   constructor(private readonly host: CallHost, private readonly job: PendingJob, private readonly data: unknown) {}
-  redis(): Promise<JobInfo> {
+  redis(): Promise<Placed> {
     return this.host.place(this.job, this.data)
+  }
+  fromRedis(placed: Placed): JobInfo {
+    if (placed.added) this.host.added(this.job.id)
+    return placed.info
   }
   memory(reason: MemoryReason): JobInfo {
     return this.host.whileDown(this.job, reason)

@@ -12,8 +12,10 @@ export interface PendingJob {
   name: string
   /** The data as JSON text, taken when add() was called (later changes to the object do not count). */
   data: string
-  /** BullMQ's options, with `jobId` and `timestamp` (when add() was called). */
-  options: BullJobOptions & { jobId: string; timestamp: number }
+  /** When add() was called (ms since the epoch). */
+  at: number
+  /** BullMQ's options, with `jobId`; `timestamp` (= `at`) once held, or with the caller's id. */
+  options: BullJobOptions & { jobId: string }
   /** The id came from the caller (a duplicate is possible), not from the kit. */
   userId: boolean
   /**
@@ -26,6 +28,18 @@ export interface PendingJob {
 
 function iso(ms: number | undefined): string | undefined {
   return ms === undefined || ms === 0 ? undefined : new Date(ms).toISOString()
+}
+
+let lastMs = Number.NaN
+let lastIso = ''
+
+/** `createdAt` of a job just accepted: adds come many to a millisecond under load, so the last one is kept. */
+function isoOfAdd(ms: number): string {
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString()
+    lastMs = ms
+  }
+  return lastIso
 }
 
 /** BullMQ keeps the data as JSON; a held job keeps the text it was given. */
@@ -63,7 +77,7 @@ export function addedState(options: BullJobOptions): JobState {
 export function infoOfAdded<D, R>(queue: string, job: PendingJob, data: D): JobInfo<D, R> {
   return {
     id: job.id, queue, name: job.name, state: addedState(job.options), data, progress: 0, attemptsMade: 0,
-    createdAt: new Date(job.options.timestamp).toISOString(),
+    createdAt: isoOfAdd(job.at),
   }
 }
 

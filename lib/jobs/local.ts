@@ -78,7 +78,7 @@ export class LocalRuns {
     }
     const info: JobInfo = {
       id: job.id, queue: this.queue, name: job.name, state: 'waiting', data: parseData(job.data), progress: 0, attemptsMade: 0,
-      createdAt: new Date(job.options.timestamp).toISOString(), local: true,
+      createdAt: new Date(job.at).toISOString(), local: true,
     }
     const record: LocalRecord = { job, info }
     this.records.delete(job.id)

@@ -15,11 +15,13 @@ import type { MemoryReason } from '../core/calls.js'
 import type { FeatureContext } from '../core/context.js'
 import { KitError } from '../core/errors.js'
 import type { RedisClient } from '../core/redis-types.js'
-import { AddCall, CountsCall, FlushCall, NO_COUNTS, queueUnavailable, ReadCall, type CallHost } from './calls.js'
+import { AddCall, CountsCall, FlushCall, NO_COUNTS, queueUnavailable, ReadCall, type CallHost, type Placed } from './calls.js'
+import { JobCounters } from './events.js'
 import { infoOfAdded, infoOfBull, infoOfHeld, parseData, type PendingJob } from './info.js'
 import type { LocalRuns } from './local.js'
 import { encodeData, parseAddOptions, type QueueConfig } from './options.js'
 import { Outbox, type HeldJob } from './outbox.js'
+import { definedCommands, sendNewScriptsDirectly } from './pipelining.js'
 import type { AddOptions, JobInfo, JobState, QueueHealth } from './types.js'
 import { isOutage } from '../core/outage.js'
 
@@ -35,6 +37,8 @@ export class JobQueue<D = unknown, R = unknown> implements CallHost {
   readonly bullName: string
   /** BullMQ's key prefix: the kit's keyPrefix, then the queue's `prefix`. */
   readonly bullPrefix: string
+  /** This queue's job events, on the kit's metrics (events.ts); the worker counts its own through it. */
+  readonly counters: JobCounters
   private readonly bull: Queue | undefined
   private readonly outbox: Outbox
   private flushing: Promise<void> | undefined
@@ -50,6 +54,7 @@ export class JobQueue<D = unknown, R = unknown> implements CallHost {
     this.bullName = bullName
     this.bullPrefix = ctx.prefix + config.prefix
     this.outbox = new Outbox(config.maxHeld)
+    this.counters = new JobCounters(ctx.metrics, name)
     const client = ctx.client
     this.bull = client === undefined ? undefined : this.createBull(client)
   }
@@ -145,12 +150,18 @@ export class JobQueue<D = unknown, R = unknown> implements CallHost {
 
   // ---- the calls' halves (calls.ts) ----
 
-  async place(job: PendingJob, data: unknown): Promise<JobInfo> {
+  place(job: PendingJob, data: unknown): Promise<Placed> {
     const bull = this.bull as Queue
     const replace = job.userId && !job.sent
     job.sent = true
-    const created = await bull.add(job.name, data, job.options)
-    return this.settle(job, created, replace)
+    const adding = bull.add(job.name, data, job.options)
+    // An id of the kit's own is new: nothing to read back.
+    if (!job.userId) return adding.then(() => ({ info: infoOfAdded(this.name, job, data), added: true }))
+    return adding.then((created) => this.settle(job, created, replace))
+  }
+
+  added(id: string): void {
+    this.counters.count('added', id)
   }
 
   whileDown(job: PendingJob, reason: MemoryReason): JobInfo {
@@ -168,7 +179,8 @@ export class JobQueue<D = unknown, R = unknown> implements CallHost {
     const replace = jobs.map((job) => job.userId && !job.sent)
     for (const job of jobs) job.sent = true
     const created = await bull.addBulk(jobs.map((job) => ({ name: job.name, data: parseData<unknown>(job.data), opts: job.options })))
-    return Promise.all(jobs.map((job, i) => this.settle(job, created[i] as Job, replace[i] === true)))
+    const placed = await Promise.all(jobs.map((job, i) => this.settle(job, created[i] as Job, replace[i] === true)))
+    return placed.map(({ info }) => info)
   }
 
   async read(id: string): Promise<JobInfo | undefined> {
@@ -200,11 +212,16 @@ export class JobQueue<D = unknown, R = unknown> implements CallHost {
     const text = encodeData(this.name, data)
     const { jobId, given, options: settings } = parseAddOptions(options, this.name)
     if (this.closed) throw closedError()
+    const at = Date.now()
     // The queue's defaults are BullMQ's defaultJobOptions; a job run from memory merges them itself.
-    return { id: jobId, name, data: text, userId: given, sent: false, options: { ...settings, jobId, timestamp: Date.now() } }
+    // BullMQ stamps a job with the time it is added; the time of add() goes with a job only when it
+    // matters: held (delays count from add()), or under the caller's id (settle() tells it apart by it).
+    const bullOptions = given ? { ...settings, jobId, timestamp: at } : { ...settings, jobId }
+    return { id: jobId, name, data: text, at, userId: given, sent: false, options: bullOptions }
   }
 
   private createBull(client: RedisClient): Queue {
+    const before = definedCommands(client)
     const queue = new Queue(this.bullName, {
       connection: client,
       prefix: this.bullPrefix,
@@ -213,6 +230,8 @@ export class JobQueue<D = unknown, R = unknown> implements CallHost {
       // kit already requires Redis 6.
       skipVersionCheck: true,
     })
+    // BullMQ defines its scripts on the client once it connected (pipelining.ts).
+    queue.waitUntilReady().then(() => sendNewScriptsDirectly(client, before), () => {})
     // BullMQ re-emits every error of the shared connection; the manager already reports outages.
     queue.on('error', (error: Error) => {
       if (isOutage(error)) return
@@ -223,9 +242,10 @@ export class JobQueue<D = unknown, R = unknown> implements CallHost {
 
   /** A job this process holds or runs with this id: add() answers it instead of adding another. */
   private knownHere(id: string, finishedToo = false): JobInfo | undefined {
-    const held = this.outbox.get(id)
+    const held = this.outbox.size > 0 ? this.outbox.get(id) : undefined
     if (held) return infoOfHeld(this.name, held)
-    const local = this.local?.get(id)
+    if (this.local === undefined || this.local.size === 0) return undefined
+    const local = this.local.get(id)
     if (local && (finishedToo || local.state === 'waiting' || local.state === 'active' || local.state === 'delayed')) return { ...local }
     return undefined
   }
@@ -236,12 +256,12 @@ export class JobQueue<D = unknown, R = unknown> implements CallHost {
    * running (that one is the answer), or another one finished (replaced, unless this job may
    * already have reached Redis before — then the finished one may be itself).
    */
-  private async settle(job: PendingJob, created: Job, replace: boolean): Promise<JobInfo> {
-    if (!job.userId) return infoOfAdded(this.name, job, created.data)
+  private async settle(job: PendingJob, created: Job, replace: boolean): Promise<Placed> {
+    if (!job.userId) return { info: infoOfAdded(this.name, job, created.data), added: true }
     const bull = this.bull as Queue
     const stored = await Job.fromId(bull, job.id)
     if (!stored || (stored.timestamp === job.options.timestamp && JSON.stringify(stored.data) === job.data)) {
-      return infoOfAdded(this.name, job, created.data)
+      return { info: infoOfAdded(this.name, job, created.data), added: true }
     }
     const state = await this.stateOf(stored)
     if (replace && (state === 'completed' || state === 'failed')) {
@@ -249,7 +269,7 @@ export class JobQueue<D = unknown, R = unknown> implements CallHost {
       await bull.remove(job.id)
       return this.settle(job, await bull.add(job.name, created.data, job.options), false)
     }
-    return infoOfBull(this.name, stored, state)
+    return { info: infoOfBull(this.name, stored, state), added: false }
   }
 
   private async stateOf(job: Job): Promise<JobState> {
@@ -262,13 +282,15 @@ export class JobQueue<D = unknown, R = unknown> implements CallHost {
       already.sent ||= sent
       return infoOfHeld(this.name, already)
     }
-    const held: HeldJob = { ...job, sent }
+    // Added later, it keeps its place in time: delays count from add(), and createdAt says so.
+    const held: HeldJob = { ...job, options: { ...job.options, timestamp: job.at }, sent }
     if (!this.outbox.push(held)) {
       this.ctx.log.warnOnce('ERR_KIT_QUEUE_FULL', `queue '${this.name}' holds ${this.outbox.max} job(s) (maxHeld) while Redis is unavailable; `
         + 'further add() calls throw ERR_KIT_QUEUE_UNAVAILABLE until Redis is back. Raise maxHeld if outages last this long. Logged once per outage.',
       `${this.name}\0outage`)
       throw queueUnavailable(this.name, `holds ${this.outbox.max} job(s) already (maxHeld) while Redis is unavailable; answer 503 with Retry-After`)
     }
+    this.counters.count('held', job.id)
     return infoOfHeld(this.name, held)
   }
 
@@ -316,7 +338,11 @@ export class JobQueue<D = unknown, R = unknown> implements CallHost {
       }
       if (placed === undefined) return // Redis went away: the batch stays and is sent again
       this.outbox.release(batch.length)
-      batch.forEach((job, i) => { const info = placed[i]; if (info) job.waiter?.(info) })
+      batch.forEach((job, i) => {
+        this.counters.count('flushed', job.id)
+        const info = placed[i]
+        if (info) job.waiter?.(info)
+      })
       // Requests get a turn between batches.
       await new Promise((resolve) => setImmediate(resolve))
     }

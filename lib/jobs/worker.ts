@@ -74,6 +74,18 @@ class BullWorkerJob implements WorkerJob {
   }
 }
 
+/**
+ * BullMQ's close() waits for the running jobs, and until then keeps renewing their locks and
+ * checking for stalled jobs on timers that hold the process open. A job the worker gave up on is
+ * left to stalled-job recovery, which needs its lock to expire: both timers stop. BullMQ has no
+ * public call for it; `lockManager` and `stalledCheckStopper` are the Worker's own (pinned BullMQ 6).
+ */
+function stopTimers(worker: Worker): void {
+  const own = worker as unknown as { lockManager?: { close?: () => Promise<void> }; stalledCheckStopper?: () => void }
+  own.lockManager?.close?.().catch(() => {})
+  own.stalledCheckStopper?.()
+}
+
 function settleWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined
   return Promise.race([
@@ -99,8 +111,8 @@ export class JobWorker<D = unknown, R = unknown> extends EventEmitter<JobWorkerE
   ) {
     super()
     this.local = new LocalRuns(queue.name, processor as Processor, config.concurrency, {
-      completed: (id, result) => this.emit('completed', id, result as R, true),
-      failed: (id, error) => this.emit('failed', id, error, true),
+      completed: (id, result) => this.completed(id, result as R, true),
+      failed: (id, error) => this.failed(id, error, true),
     })
     const client = ctx.client
     if (client) this.start(client)
@@ -144,9 +156,19 @@ export class JobWorker<D = unknown, R = unknown> extends EventEmitter<JobWorkerE
       skipVersionCheck: true,
     })
     worker.on('error', this.onError)
-    worker.on('completed', (job: Job, result: unknown) => { this.emit('completed', String(job.id), result as R, false) })
-    worker.on('failed', (job: Job | undefined, error: Error) => { if (job) this.emit('failed', String(job.id), error, false) })
+    worker.on('completed', (job: Job, result: unknown) => { this.completed(String(job.id), result as R, false) })
+    worker.on('failed', (job: Job | undefined, error: Error) => { if (job) this.failed(String(job.id), error, false) })
     this.bull = worker
+  }
+
+  private completed(id: string, result: R, local: boolean): void {
+    this.queue.counters.count('completed', id)
+    this.emit('completed', id, result, local)
+  }
+
+  private failed(id: string, error: Error, local: boolean): void {
+    this.queue.counters.count('failed', id)
+    this.emit('failed', id, error, local)
   }
 
   private readonly run = async (job: Job): Promise<R> => {
@@ -193,6 +215,7 @@ export class JobWorker<D = unknown, R = unknown> extends EventEmitter<JobWorkerE
         if (this.active === 0) break
       }
       for (const connection of this.connections) connection.disconnect()
+      if (!closed) stopTimers(bull)
     }
     await settleWithin(localDone, Math.max(0, deadline - Date.now()))
   }

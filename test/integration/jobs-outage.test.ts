@@ -5,6 +5,7 @@
  * themselves afterwards.
  */
 import assert from 'node:assert/strict'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import express from 'express'
 import request from 'supertest'
 import { KitError, type JobInfo, type JobQueue, type Kit } from '../../lib/index.js'
@@ -38,8 +39,13 @@ function isUnavailable(error: unknown): boolean {
 describe('job queue during outages', () => {
   let server: RedisServer | undefined
   let kit: (Kit & { logger: { lines: string[] } }) | undefined
+  /** Messages on the kit's job diagnostics channel, for the tests that subscribe `listen`. */
+  const messages: { queue: string; event: string; id: string }[] = []
+  const listen = (message: unknown): void => { messages.push(message as (typeof messages)[number]) }
 
   afterEach(async () => {
+    unsubscribe('express-redis-kit:job', listen)
+    messages.length = 0
     server?.resume()
     await kit?.close()
     await server?.stop()
@@ -48,6 +54,7 @@ describe('job queue during outages', () => {
   })
 
   it('answers add() at once while Redis was never reachable, and adds the held jobs once, in order, when it starts', async () => {
+    subscribe('express-redis-kit:job', listen)
     const port = await freePort()
     kit = testKit({ url: `redis://127.0.0.1:${port}` })
     const scans = kit.queue('scan')
@@ -74,6 +81,17 @@ describe('job queue during outages', () => {
     await eventually(async () => (await redis.zcard('job:scan:completed')) === 20, 5000, '20 completed jobs')
     assert.deepEqual(runs.twice(), [])
     assert.equal(runs.finished.length, 20)
+
+    // The kit's job metrics (kit.stats(), /metrics) and the diagnostics channel tell the same story.
+    const next = await scans.add('scan', { after: true })
+    await runs.all([next.id])
+    await eventually(() => kit?.stats().jobs.scan?.completed === 21, 5000, `21 completed in kit.stats() (${JSON.stringify(kit?.stats().jobs)})`)
+    assert.deepEqual(kit.stats().jobs, { scan: { held: 20, flushed: 20, added: 1, completed: 21 } })
+    const ids = infos.map((info) => info.id)
+    assert.deepEqual(messages.filter((m) => m.event === 'held').map((m) => m.id), ids)
+    assert.deepEqual(messages.filter((m) => m.event === 'flushed').map((m) => m.id), ids, 'flushed in the order add() took them')
+    assert.deepEqual(messages.filter((m) => m.event === 'added').map((m) => m.id), [next.id])
+    assert.ok(messages.every((m) => m.queue === 'scan'))
   })
 
   it('answers add() within commandTimeoutMs while Redis hangs (SIGSTOP), and runs the job once after SIGCONT', async () => {
@@ -101,6 +119,9 @@ describe('job queue during outages', () => {
     const redis = testClient(server)
     await eventually(async () => (await redis.zcard('job:scan:completed')) === 3, 5000, 'three completed jobs')
     assert.deepEqual(runs.twice(), [], 'the job Redis got twice (on SIGCONT, then from the outbox) ran once')
+    // The late answer to the in-doubt add is not counted as added: the job counts once, as held and flushed.
+    await eventually(() => kit?.stats().jobs.scan?.completed === 3, 5000, `3 completed in kit.stats() (${JSON.stringify(kit?.stats().jobs)})`)
+    assert.deepEqual(kit.stats().jobs, { scan: { added: 1, held: 2, flushed: 2, completed: 3 } })
   })
 
   it('adds each held job once, in order, when the flush is cut off by a second outage and sent again', async function () {

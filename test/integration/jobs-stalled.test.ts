@@ -1,6 +1,7 @@
 /**
  * Two worker processes on one queue; the one running a job is killed (kill -9) mid-job, and the
  * other takes the job over once its lock expired (BullMQ's stalled-job recovery) and completes it.
+ * And a worker process whose kit.close() gave up on a running job still exits by itself.
  */
 import assert from 'node:assert/strict'
 import type { Kit } from '../../lib/index.js'
@@ -46,5 +47,18 @@ describe('job queue with two worker processes', () => {
     assert.deepEqual(job?.result, { by: other.child.pid })
     assert.ok(other.events.some((e) => e.event === 'start' && e.id === 'example.com'), 'taken over by the other worker')
     assert.ok(!first.events.some((e) => e.event === 'done'), 'the killed worker never finished it')
+  })
+
+  it('exits by itself after close() gave up on a running job (BullMQ kept renewing its lock on a timer, so it never did)', async function () {
+    this.timeout(30_000)
+    // BullMQ's default lock and stall-check timings, a job that never ends (and holds no timer itself), a short closeTimeoutMs.
+    const worker = await startChildWorker({ JOB_REDIS_URL: server.url, JOB_MS: 'never', CLOSE_MS: '300', EXIT: 'self' })
+    workers.push(worker)
+    await kit.queue('scan').add('scan', {}, { jobId: 'endless' })
+    await eventually(() => worker.events.some((e) => e.event === 'start'), 10_000, 'the job started')
+    worker.child.kill('SIGTERM')
+    await eventually(() => worker.events.some((e) => e.event === 'closed'), 5000, `kit.close() returned (output: ${worker.output()})`)
+    await eventually(() => worker.child.exitCode !== null, 5000, `the process exited by itself (output: ${worker.output()})`)
+    assert.equal(worker.child.exitCode, 0)
   })
 })

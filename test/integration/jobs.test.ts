@@ -77,6 +77,9 @@ describe('job queue', () => {
     assert.equal(job?.attemptsMade, 3)
     assert.equal(starts.length, 3)
     for (let i = 1; i < starts.length; i++) assert.ok((starts[i] as number) - (starts[i - 1] as number) >= 290, `retry ${i} waited for the backoff`)
+    // Each failed attempt counts, under the queue's own name.
+    await eventually(() => kit.stats().jobs.flaky?.completed === 1, 5000, `completed in kit.stats() (${JSON.stringify(kit.stats().jobs)})`)
+    assert.deepEqual(kit.stats().jobs, { flaky: { added: 1, failed: 2, completed: 1 } })
   })
 
   it('fails a job once its attempts are used up, with the reason', async () => {
@@ -115,6 +118,9 @@ describe('job queue', () => {
     const redis = testClient(server)
     assert.equal(await redis.llen('job:scan:wait'), 0)
     assert.deepEqual(JSON.parse(await redis.hget('job:scan:example.com', 'data') ?? ''), { v: 4 })
+    // Added counts jobs put into Redis: the first and the replacement, not the two answered with the job already there.
+    await eventually(() => kit.stats().jobs.scan?.completed === 2, 5000, `completed in kit.stats() (${JSON.stringify(kit.stats().jobs)})`)
+    assert.deepEqual(kit.stats().jobs, { scan: { added: 2, completed: 2 } })
   })
 
   it("keeps a job at <keyPrefix>job:<queue>:<id>, without a TTL while it waits", async () => {
