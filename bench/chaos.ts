@@ -3,39 +3,55 @@
  * autocannon load while its own redis-server is killed (A: kill -9, restart on the same port),
  * hung (B: SIGSTOP, SIGCONT), slowed (C: every reply delayed by a LatencyProxy, then not), or
  * killed while a burst of cache invalidations fills the kit's outage journal (D: kill -9, DELETE
- * burst, restart from the append-only file). Every response is recorded; the report splits them
- * into before / outage / after and the plot shows latency and throughput over time.
+ * burst, restart from the append-only file); and on replicated topologies (bench/chaos/topology-run.ts),
+ * each contender on a fresh one: a Redis Cluster of 3 masters + 1 replica each (E: cluster-kill) or
+ * a master + replica + 3 sentinels (F: sentinel-kill), the master serving `visitor_count` killed
+ * with kill -9 and never restarted, so a replica takes over. Every response is recorded; the report splits them
+ * into before / outage / after and the plot shows latency and throughput over time. Through every
+ * run a job stream adds one background scan job per request (bench/chaos/jobs.ts); afterwards
+ * Redis tells which acknowledged jobs were processed, lost or run twice.
  *
- *   npm run bench:chaos                      # 8 runs of 30 s, writes bench/results/chaos.{md,svg}
- *   CHAOS_SMOKE=1 npm run bench:chaos        # 8 runs of 6 s, writes to a temp directory
+ *   npm run bench:chaos                      # 12 runs of 30 s, writes bench/results/chaos.md, chaos.svg (A–D), chaos-topologies.svg (E, F)
+ *   CHAOS_SMOKE=1 npm run bench:chaos        # 12 runs of 6 s, writes to a temp directory
+ *
+ * chaos.md has two parts, A–D and E–F: a run of only some scenarios rewrites the part(s) it ran
+ * and keeps the other from the report already there.
  *
  * Env: CHAOS_SECONDS (30), CHAOS_CONNECTIONS (10), CHAOS_TIMEOUT_S (min(10, seconds/3)),
- * CHAOS_ONLY (kit | peer), CHAOS_SCENARIOS (kill,stop,slow,journal), CHAOS_SLOW_MS (200),
+ * CHAOS_ONLY (kit | peer), CHAOS_SCENARIOS (kill,stop,slow,journal,cluster-kill,sentinel-kill), CHAOS_SLOW_MS (200),
  * CHAOS_JOURNAL_KEYS (10500; smoke 1000), CHAOS_OUT (output directory), CHAOS_LOG=1 (print each
- * server's output after its run).
+ * server's output after its run), CHAOS_JOB_RATE (job adds per second, 5; 0: no job stream),
+ * CHAOS_JOB_MS (how long one scan job takes, 200), CHAOS_JOB_WAIT_S (how long to wait after a run
+ * for the acknowledged jobs to finish, 60).
  * The servers under test run as child processes; the load, the fault injection, the proxy, the
  * burst and the health polling run here. Everything started is stopped on exit, errors and
  * Ctrl-C included.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { RedisServer } from '../test/helpers/redis-server.js'
-import { burst, getJson, login, pollHealth, startLoad, targetPath, type BurstResult, type HealthPoll } from './chaos/load.js'
+import { inDoubt, onRedis, POLL_INTERVAL_MS, stateChanges, visitCounts, waitBackOnRedis } from './chaos/app-state.js'
+import { countJobs, startJobStream, type JobStream, type JobStreamResult } from './chaos/jobs.js'
+import { burst, getJson, login, pollHealth, startLoad, targetPath, type BurstResult } from './chaos/load.js'
 import { renderSvg } from './chaos/plot.js'
 import {
-  cleanup, killAllNow, restartRedis, startApp, startProxy, startRedis, stopApp, stopProxy, stopRedis, type AppProcess, type Contender, type ProxyProcess,
+  cleanup, killAllNow, restartRedis, SCAN_JOB_MS, startApp, startProxy, startRedis, stopApp, stopProxy, stopRedis, type AppProcess, type Contender, type ProxyProcess,
 } from './chaos/servers.js'
-import { isFailure, renderReport, SCENARIOS as ALL_SCENARIOS, type JournalBurst, type RunResult, type Scenario, type StateChange } from './chaos/stats.js'
+import {
+  isFailover, isFailure, renderReport, SCENARIOS as ALL_SCENARIOS, type FailoverScenario, type JournalBurst, type RunResult, type Scenario,
+} from './chaos/stats.js'
+import { stopTopologies } from './chaos/topologies.js'
+import { FAILOVER_PLOT_LABELS, mergeReport, renderFailoverReport } from './chaos/topology-report.js'
+import { runFailover } from './chaos/topology-run.js'
 
 const SMOKE = process.env.CHAOS_SMOKE === '1'
 const DURATION_S = Number(process.env.CHAOS_SECONDS ?? (SMOKE ? 6 : 30))
 const CONNECTIONS = Number(process.env.CHAOS_CONNECTIONS ?? 10)
 const TIMEOUT_S = Number(process.env.CHAOS_TIMEOUT_S ?? Math.min(10, Math.max(1, Math.floor(DURATION_S / 3))))
 const TARGETS = 20
-const POLL_INTERVAL_MS = 25
 const PEER_POLL_TIMEOUT_MS = 1000
 const OUT_DIR = process.env.CHAOS_OUT ?? (SMOKE ? join(tmpdir(), 'erk-chaos-smoke') : join(__dirname, 'results'))
 const CONTENDERS: Contender[] = process.env.CHAOS_ONLY === 'kit' || process.env.CHAOS_ONLY === 'peer' ? [process.env.CHAOS_ONLY] : ['kit', 'peer']
@@ -55,6 +71,11 @@ const BACK_DEADLINE_MS = 10_000
 const JOURNAL_BACK_DEADLINE_MS = 120_000
 /** Redis logs its own events (fsync, slow commands) at or above this in `LATENCY LATEST`. */
 const REDIS_LATENCY_THRESHOLD_MS = 20
+/** The job stream: adds per second (0: none), and how long the count waits for the acknowledged jobs after a run. */
+const JOB_RATE = Number(process.env.CHAOS_JOB_RATE ?? 5)
+const JOB_WAIT_MS = Number(process.env.CHAOS_JOB_WAIT_S ?? 60) * 1000
+/** Where each server's BullMQ keeps a job: the kit's queue prefix `job`, raw BullMQ's default `bull`. */
+const jobKey = (contender: Contender, id: string): string => `${contender === 'kit' ? 'job' : 'bull'}:scan:${id}`
 
 const log = (line: string): void => { process.stderr.write(`[chaos] ${line}\n`) }
 const sleepUntil = (time: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, time - performance.now())))
@@ -103,21 +124,6 @@ function existing(redis: RedisServer, keys: readonly string[]): Promise<boolean[
   })
 }
 
-/**
- * After the load: waits until the poller saw the server back on Redis after `returnAt` (kit: ready
- * with `journal.pending` 0; peer: `/health/redis` 200), so the report's timings come from the same polls.
- */
-async function waitBackOnRedis(app: AppProcess, poller: { readonly polls: readonly HealthPoll[] }, returnAt: number, deadlineMs: number): Promise<boolean> {
-  const deadline = performance.now() + deadlineMs
-  const back = (poll: HealthPoll): boolean => poll.at >= returnAt
-    && (app.contender === 'kit' ? poll.state === 'ready' && poll.pending === 0 : poll.status === 200)
-  while (performance.now() < deadline) {
-    if (poller.polls.some(back)) return true
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS))
-  }
-  return false
-}
-
 /** Lowers Redis' latency monitor threshold, so `LATENCY LATEST` tells whether Redis itself stalled (fsync, …). */
 async function monitorLatency(redis: RedisServer): Promise<void> {
   await withRedis(redis, (client) => client.config('SET', 'latency-monitor-threshold', String(REDIS_LATENCY_THRESHOLD_MS)))
@@ -138,48 +144,11 @@ async function readLatency(redis: RedisServer, into: Map<string, number>): Promi
   }
 }
 
-/** The kit's own state log: "Redis unavailable …" and "Redis is back …" lines. */
-function stateChanges(app: AppProcess): StateChange[] {
-  const changes: StateChange[] = []
-  for (const line of app.lines) {
-    if (line.text.includes('Redis unavailable')) changes.push({ at: line.at, to: 'degraded' })
-    else if (line.text.includes('Redis is back')) changes.push({ at: line.at, to: 'ready' })
-  }
-  return changes
-}
-
-/** Sum of the kit's `inDoubt` increments of one key (printed by kit-server.ts). */
-function inDoubt(app: AppProcess, key: string): number {
-  let sum = 0
-  for (const line of app.output) {
-    const match = /^\[chaos-indoubt\] (\S+) (\S+) (\S+) (-?\d+)$/.exec(line)
-    if (match && match[3] === key) sum += Number(match[4])
-  }
-  return sum
-}
-
 interface JournalSetup {
   readonly paths: string[]
   readonly presentBefore: boolean[]
   /** How many GETs each pre-fill round sent (more than one round: fills were lost to a degraded kit). */
   readonly prefillRounds: number[]
-}
-
-/** Polls until the server serves from Redis (kit: ready with `journal.pending` 0; peer: `/health/redis` 200). */
-async function onRedis(app: AppProcess, deadlineMs: number): Promise<boolean> {
-  const deadline = performance.now() + deadlineMs
-  while (performance.now() < deadline) {
-    try {
-      if (app.contender === 'kit') {
-        const body = (await getJson(app.port, '/health', 1000)).body as { redis?: { state?: string }; journal?: { pending?: number } }
-        if (body.redis?.state === 'ready' && body.journal?.pending === 0) return true
-      } else if ((await getJson(app.port, '/health/redis', 1000)).status === 200) {
-        return true
-      }
-    } catch { /* keep polling */ }
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS))
-  }
-  return false
 }
 
 /**
@@ -254,7 +223,7 @@ async function journalResult(app: AppProcess, redis: RedisServer, setup: Journal
   }
 }
 
-async function runOnce(contender: Contender, scenario: Scenario): Promise<RunResult> {
+async function runOnce(contender: Contender, scenario: Exclude<Scenario, FailoverScenario>): Promise<RunResult> {
   const redis = await startRedis()
   let proxy: ProxyProcess | undefined
   let app: AppProcess | undefined
@@ -277,6 +246,7 @@ async function runOnce(contender: Contender, scenario: Scenario): Promise<RunRes
       contender === 'kit' ? 1000 : PEER_POLL_TIMEOUT_MS)
     const loadAverage = loadavg()[0] ?? 0
     const load = startLoad({ port: app.port, cookie, connections: CONNECTIONS, durationS: DURATION_S, timeoutS: TIMEOUT_S, targets: TARGETS })
+    const jobStream: JobStream | undefined = JOB_RATE > 0 ? startJobStream({ port: app.port, perSecond: JOB_RATE, timeoutMs: TIMEOUT_S * 1000 }) : undefined
     const returnDue = load.t0 + (DURATION_S * 2000) / 3
     let faultAt = Infinity
     let returnAt = Infinity
@@ -311,9 +281,11 @@ async function runOnce(contender: Contender, scenario: Scenario): Promise<RunRes
     } catch (error) {
       load.stop()
       await poller.stop()
+      await jobStream?.stop()
       throw error
     }
     const { samples, inFlightAtEnd, inFlightByRoute } = await load.done
+    const jobRequests = await jobStream?.stop()
     const endAt = Math.min(performance.now(), load.t0 + DURATION_S * 1000)
     const burstResult = burstRun ? await burstRun : undefined
     if (burstResult) {
@@ -327,27 +299,27 @@ async function runOnce(contender: Contender, scenario: Scenario): Promise<RunRes
     try { meAfter = (await getJson(app.port, '/me', 15_000, undefined, cookie)).status } catch { /* 0 = no answer */ }
     const visitsInRedis = await readVisits(redis)
     const journal = setup && burstResult ? await journalResult(app, redis, setup, burstResult, returnAt, burstAnsweredAt) : undefined
+    let jobs: JobStreamResult | undefined
+    if (jobRequests) {
+      jobs = await countJobs({
+        requests: jobRequests, perSecond: JOB_RATE, faultAt, returnAt, deadlineMs: JOB_WAIT_MS,
+        keyOf: (id) => jobKey(contender, id), withRedis: (use) => withRedis(redis, use),
+      })
+      log(`${contender} ${scenario}: job stream sent ${jobs.sent}, ${jobs.acknowledged} acknowledged, ${jobs.processed} processed, `
+        + `${jobs.lost} lost, ${jobs.ranTwice} ran twice (waited ${(jobs.waitedMs / 1000).toFixed(1)} s)`)
+    }
     const failures = samples.filter(isFailure).length
     log(`${contender} ${scenario}: ${samples.length} requests, ${failures} failed${back ? '' : ', NOT back on Redis in time'}`)
     if (process.env.CHAOS_LOG === '1') log(`${contender} ${scenario} server output:\n${app.output.join('\n')}`)
-    const visits = samples.filter((s) => s.route === 'visits')
-    const is2xx = (s: (typeof samples)[number]): boolean => s.kind !== 'error' && s.status >= 200 && s.status < 300
     return {
       contender, scenario, loadAverage, inFlightAtEnd, t0: load.t0, faultAt, returnAt, endAt, timeoutMs: TIMEOUT_S * 1000, samples, polls, meAfter,
-      visits: {
-        inRedis: visitsInRedis,
-        answered: visits.filter((s) => !isFailure(s)).length,
-        answeredLate: visits.filter((s) => isFailure(s) && is2xx(s)).length,
-        failed: visits.filter((s) => isFailure(s) && !is2xx(s)).length,
-        unknownRouteFailures: samples.filter((s) => s.route === 'unknown' && isFailure(s)).length,
-        inFlightAtEnd: inFlightByRoute?.visits,
-        inDoubt: contender === 'kit' ? inDoubt(app, 'visitor_count') : undefined,
-      },
+      visits: visitCounts(samples, inFlightByRoute, visitsInRedis, contender === 'kit' ? inDoubt(app, 'visitor_count') : undefined),
       unhandledRejections: app.output.filter((line) => line.includes('unhandledRejection')).length,
       stateChanges: contender === 'kit' ? stateChanges(app) : [],
       eld: [...app.eld],
       ...(scenario === 'slow' ? { slowMs: SLOW_MS } : {}),
       ...(journal ? { journal } : {}),
+      ...(jobs ? { jobs } : {}),
       backTimedOut: !back,
       setupEndedAt,
       redisLatency: Object.fromEntries(redisLatency),
@@ -375,22 +347,42 @@ async function main(): Promise<void> {
   log(`code: ${source}`)
   log(`${CONTENDERS.join(' + ')} × ${SCENARIOS.join(' + ')}, ${DURATION_S} s each, ${CONNECTIONS} connections, timeout ${TIMEOUT_S} s`)
   const runs: RunResult[] = []
-  for (const scenario of SCENARIOS) {
-    for (const contender of CONTENDERS) runs.push(await runOnce(contender, scenario))
+  const failoverSettings = {
+    durationS: DURATION_S, connections: CONNECTIONS, timeoutS: TIMEOUT_S, targets: TARGETS, peerPollTimeoutMs: PEER_POLL_TIMEOUT_MS,
+    redisLatencyThresholdMs: REDIS_LATENCY_THRESHOLD_MS, jobRate: JOB_RATE, jobWaitMs: JOB_WAIT_MS, log,
   }
-  const svgName = 'chaos.svg'
+  for (const scenario of SCENARIOS) {
+    for (const contender of CONTENDERS) {
+      runs.push(isFailover(scenario) ? await runFailover(contender, scenario, failoverSettings) : await runOnce(contender, scenario))
+    }
+  }
   const sourceAtEnd = sourceState()
   if (sourceAtEnd !== source) source = `${source} at the start, ${sourceAtEnd} at the end`
-  const report = renderReport(runs, {
+  const context = {
     durationS: DURATION_S, connections: CONNECTIONS, timeoutS: TIMEOUT_S, targets: TARGETS,
-    pollIntervalMs: POLL_INTERVAL_MS, peerPollTimeoutMs: PEER_POLL_TIMEOUT_MS, svgName, cpus: cpus().length,
+    pollIntervalMs: POLL_INTERVAL_MS, peerPollTimeoutMs: PEER_POLL_TIMEOUT_MS, svgName: 'chaos.svg', cpus: cpus().length,
     slowMs: SLOW_MS, journalKeys: JOURNAL_KEYS, burstConcurrency: BURST_CONCURRENCY, journalMaxEntries: JOURNAL_MAX_ENTRIES, source, redisLatencyThresholdMs: REDIS_LATENCY_THRESHOLD_MS,
-  })
+    jobRate: JOB_RATE, jobMs: SCAN_JOB_MS, jobWaitS: JOB_WAIT_MS / 1000,
+  }
+  // A–D and E–F are two parts of chaos.md, each with its own plot; a part this run did not cover is kept.
+  const singleRuns = runs.filter((run) => !isFailover(run.scenario))
+  const failoverRuns = runs.filter((run) => isFailover(run.scenario))
+  const single = singleRuns.length > 0 ? renderReport(singleRuns, context) : undefined
+  const failover = failoverRuns.length > 0 ? renderFailoverReport(failoverRuns, { ...context, svgName: 'chaos-topologies.svg' }) : undefined
   mkdirSync(OUT_DIR, { recursive: true })
-  writeFileSync(join(OUT_DIR, 'chaos.md'), report)
-  writeFileSync(join(OUT_DIR, svgName), renderSvg(runs, DURATION_S))
-  console.log(report)
-  log(`wrote ${join(OUT_DIR, 'chaos.md')} and ${join(OUT_DIR, svgName)}`)
+  const reportPath = join(OUT_DIR, 'chaos.md')
+  writeFileSync(reportPath, mergeReport(existsSync(reportPath) ? readFileSync(reportPath, 'utf8') : undefined, single, failover))
+  const written = [reportPath]
+  if (single) {
+    writeFileSync(join(OUT_DIR, 'chaos.svg'), renderSvg(singleRuns, DURATION_S))
+    written.push(join(OUT_DIR, 'chaos.svg'))
+  }
+  if (failover) {
+    writeFileSync(join(OUT_DIR, 'chaos-topologies.svg'), renderSvg(failoverRuns, DURATION_S, FAILOVER_PLOT_LABELS))
+    written.push(join(OUT_DIR, 'chaos-topologies.svg'))
+  }
+  console.log([single, failover].filter(Boolean).join('\n'))
+  log(`wrote ${written.join(', ')}`)
 }
 
 process.on('exit', killAllNow)
@@ -400,7 +392,7 @@ process.on('SIGINT', () => {
   if (interrupted) return
   interrupted = true
   log('interrupted: stopping the servers and redis-servers this run started')
-  void cleanup().finally(() => process.exit(130))
+  void Promise.allSettled([cleanup(), stopTopologies()]).finally(() => process.exit(130))
 })
 
 main()
@@ -408,4 +400,4 @@ main()
     console.error(error)
     process.exitCode = 1
   })
-  .finally(() => cleanup())
+  .finally(() => Promise.allSettled([cleanup(), stopTopologies()]))

@@ -2,15 +2,25 @@
  * The example's routes built from the raw peer stack a user would otherwise pick, on ONE ioredis
  * client with ioredis' default settings (offline queue on, 20 retries per request, no command
  * timeout): apicache, express-session + connect-redis 8, express-rate-limit + rate-limit-redis,
- * helmet. It is the "before" picture for `bench/chaos.ts`, not a recommended setup.
+ * helmet, and raw BullMQ for the background scans (its Queue on that client, its Worker on a
+ * connection of its own with `maxRetriesPerRequest: null`, as BullMQ's docs set it up; BullMQ's
+ * default options otherwise). It is the "before" picture for `bench/chaos.ts`, not a recommended setup.
  *
  *   PORT=8001 REDIS_URL=redis://127.0.0.1:6380 RATE_LIMIT=1000000 node --import tsx bench/peer-server.ts
+ *
+ * On a Redis Cluster (PEER_CLUSTER_NODES=host:port,…) or behind Sentinel (PEER_SENTINELS=host:port,…
+ * and PEER_SENTINEL_NAME) instead of REDIS_URL, each library is set up as its docs say for that
+ * topology, ioredis' defaults otherwise: `new Cluster(nodes)` / `new Redis({ sentinels, name })`;
+ * on a Cluster rate-limit-redis gets `sendCommandCluster` and the BullMQ queue a hash-tagged name,
+ * `{scan}`, so its keys share one slot.
  *
  * Only two things are added so the process survives an outage (a crashed server would measure
  * nothing): an 'error' listener on the client, and an 'unhandledRejection' handler, because
  * apicache writes to Redis fire-and-forget (`redis.hset(…)` without a callback), so a failed
  * write is an unhandled promise rejection that ends a default Node process. Both log a line
- * (`peer: …`) that the orchestrator counts. Everything else is left as the peers behave.
+ * (`peer: …`) that the orchestrator counts; so do the 'error' listeners BullMQ's docs ask for on
+ * its Queue and Worker (an EventEmitter 'error' without one ends the process). Everything else is
+ * left as the peers behave.
  */
 import express, { type NextFunction, type Request, type Response } from 'express'
 import session from 'express-session'
@@ -18,7 +28,8 @@ import helmet from 'helmet'
 import { rateLimit } from 'express-rate-limit'
 import { RedisStore as RateLimitRedisStore, type RedisReply } from 'rate-limit-redis'
 import { RedisStore as SessionRedisStore } from 'connect-redis'
-import { Redis } from 'ioredis'
+import { Queue, Worker, type Job } from 'bullmq'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 
 declare module 'express-session' {
   interface SessionData {
@@ -38,10 +49,25 @@ const USERNAME = /^[\w.@-]{1,64}$/
 const port = Number(process.env.PORT ?? 8001)
 const perMinute = Number(process.env.RATE_LIMIT ?? 100)
 const scanMs = Number(process.env.SCAN_MS ?? 100)
+/** How long a background scan job takes (four steps, each reporting progress), as the example's `scanJobMs`. */
+const scanJobMs = Number(process.env.SCAN_JOB_MS ?? 2000)
 const secret = process.env.SESSION_SECRET ?? 'example-only-secret-change-me-please-0123456789'
 
-// Defaults on purpose: this is what `new Redis(url)` gives a user.
-const client = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+/** `host:port,host:port` as ioredis takes it; undefined when the variable is not set. */
+const addresses = (list: string | undefined): Array<{ host: string; port: number }> | undefined => list?.split(',').map((address) => {
+  const colon = address.lastIndexOf(':')
+  return { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) }
+})
+const clusterNodes = addresses(process.env.PEER_CLUSTER_NODES)
+const sentinels = addresses(process.env.PEER_SENTINELS)
+const sentinelName = process.env.PEER_SENTINEL_NAME ?? 'mymaster'
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const topology = clusterNodes ? `cluster ${process.env.PEER_CLUSTER_NODES}` : sentinels ? `sentinel master '${sentinelName}' via ${process.env.PEER_SENTINELS}` : redisUrl
+// Defaults on purpose: this is what `new Redis(url)`, `new Cluster(nodes)` or `new Redis({ sentinels, name })` gives a user.
+const connect = (options: RedisOptions = {}): Redis | Cluster => (clusterNodes
+  ? new Cluster(clusterNodes, { redisOptions: options })
+  : sentinels ? new Redis({ sentinels, name: sentinelName, ...options }) : new Redis(redisUrl, options))
+const client = connect()
 let lastError = ''
 client.on('error', (error: Error) => {
   // ioredis emits one error per failed reconnect attempt; log each distinct message once.
@@ -50,7 +76,7 @@ client.on('error', (error: Error) => {
 })
 client.on('ready', () => {
   lastError = ''
-  console.log(`peer: redis ready at ${process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'}`)
+  console.log(`peer: redis ready at ${topology}`)
 })
 process.on('unhandledRejection', (reason) => {
   console.error(`peer: unhandledRejection: ${reason instanceof Error ? reason.message : String(reason)}`)
@@ -65,6 +91,11 @@ const apicache = (require('apicache') as Apicache).options({ redisClient: client
 
 const sendCommand = (command: string, ...args: string[]): Promise<RedisReply> =>
   client.call(command, ...args) as Promise<RedisReply>
+// On a Cluster rate-limit-redis asks for `sendCommandCluster`; ioredis routes a command by its own
+// keys, so the `key` hint has no use here (a keyless SCRIPT LOAD goes to a random master).
+const rateLimitStore = (prefix: string): RateLimitRedisStore => new RateLimitRedisStore(clusterNodes
+  ? { prefix, sendCommandCluster: ({ command: [name = '', ...args] }) => sendCommand(name, ...args) }
+  : { prefix, sendCommand })
 
 const app = express()
 app.disable('x-powered-by')
@@ -93,7 +124,7 @@ app.use(session({
 app.post('/login',
   rateLimit({
     windowMs: 15 * 60_000, limit: 5, standardHeaders: 'draft-8', legacyHeaders: false,
-    store: new RateLimitRedisStore({ sendCommand, prefix: 'rl:login:' }),
+    store: rateLimitStore('rl:login:'),
   }),
   (req: Request, res: Response, next: NextFunction) => {
     const username: unknown = req.body?.username
@@ -122,7 +153,7 @@ app.post('/logout', (req: Request, res: Response, next: NextFunction) => {
 
 app.use('/api', rateLimit({
   windowMs: 60_000, limit: perMinute, standardHeaders: 'draft-8', legacyHeaders: false,
-  store: new RateLimitRedisStore({ sendCommand, prefix: 'rl:api:' }),
+  store: rateLimitStore('rl:api:'),
 }))
 
 app.get('/api/scans/:target',
@@ -149,6 +180,42 @@ app.delete('/api/scans/:target', (req: Request, res: Response) => {
   res.status(204).end()
 })
 
+// Background scans on raw BullMQ: one job per target (the target is the job id), the same job
+// options and worker concurrency as the example's kit.queue('scan') / kit.worker('scan').
+// BullMQ on a Cluster: the queue's name carries a hash tag, so all its keys hash to one slot.
+const queueName = clusterNodes ? '{scan}' : 'scan'
+const scans = new Queue(queueName, { connection: client, defaultJobOptions: { attempts: 3, backoff: { type: 'exponential', delay: 1000 } } })
+let lastQueueError = ''
+const logQueueError = (where: string) => (error: Error): void => {
+  if (error.message !== lastQueueError) console.error(`peer: bullmq ${where} error: ${error.message}`)
+  lastQueueError = error.message
+}
+scans.on('error', logQueueError('queue'))
+const workerConnection = connect({ maxRetriesPerRequest: null })
+const worker = new Worker(queueName, async (job: Job<{ target: string }>) => {
+  for (let step = 1; step <= 4; step++) {
+    await new Promise((resolve) => setTimeout(resolve, scanJobMs / 4))
+    await job.updateProgress(step * 25)
+  }
+  return { target: job.data.target, openPorts: [22, 80, 443], findings: [], scannedAt: new Date().toISOString() }
+}, { connection: workerConnection, concurrency: 4 })
+worker.on('error', logQueueError('worker'))
+
+app.post('/api/scans/:target/jobs', async (req: Request, res: Response, next: NextFunction) => {
+  const target = String(req.params.target).toLowerCase()
+  if (!TARGET.test(target)) {
+    res.status(400).json({ error: 'target must be a host name' })
+    return
+  }
+  try {
+    const job = await scans.add('scan', { target }, { jobId: target })
+    const id = job.id ?? target
+    res.status(202).location(`/api/jobs/scan/${encodeURIComponent(id)}`).json({ id, queue: 'scan', name: job.name, data: job.data })
+  } catch (error) {
+    next(error)
+  }
+})
+
 app.get('/api/visits', async (_req: Request, res: Response, next: NextFunction) => {
   try {
     res.json({ count: await client.incr('visitor_count') })
@@ -165,9 +232,9 @@ let stopping = false
 const stop = (): void => {
   if (stopping) return
   stopping = true
-  server.close(() => { client.disconnect(); process.exit(0) })
+  server.close(() => { client.disconnect(); workerConnection.disconnect(); process.exit(0) })
   server.closeIdleConnections()
-  setTimeout(() => { server.closeAllConnections(); client.disconnect(); process.exit(0) }, 3000).unref()
+  setTimeout(() => { server.closeAllConnections(); client.disconnect(); workerConnection.disconnect(); process.exit(0) }, 3000).unref()
 }
 process.once('SIGTERM', stop)
 process.once('SIGINT', stop)

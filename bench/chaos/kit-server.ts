@@ -1,7 +1,8 @@
 /**
  * Runs `examples/server.ts` exactly as exported (createApp + its graceful shutdown), but bound
  * to 127.0.0.1: the example's own `app.listen(port)` binds every interface, and the benchmark
- * stays on loopback. Same env as the example: PORT, REDIS_URL, RATE_LIMIT.
+ * stays on loopback. Same env as the example: PORT, REDIS_URL, RATE_LIMIT; plus SCAN_JOB_MS, the
+ * example's own `scanJobMs` option (how long a background scan job takes), which the peer reads too.
  *
  * One observer is added, which changes no behaviour: every `inDoubt` event (an increment that was
  * on the wire when a connection died, so Redis may or may not have applied it) is printed as
@@ -10,7 +11,7 @@
  */
 import { createApp, shutdownOnSignals } from '../../examples/server.js'
 
-const { app, kit } = createApp()
+const { app, kit } = createApp(process.env.SCAN_JOB_MS ? { scanJobMs: Number(process.env.SCAN_JOB_MS) } : {})
 kit.on('inDoubt', (write) => {
   console.log(`[chaos-indoubt] ${write.feature} ${write.op} ${write.key} ${write.amount}`)
 })

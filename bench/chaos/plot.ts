@@ -135,7 +135,18 @@ function throughputPanel(out: string[], panel: Panel, runs: readonly RunResult[]
   }
 }
 
-export function renderSvg(runs: readonly RunResult[], durationS: number): string {
+/** What the plot's heading and its shaded band say; the defaults describe the single-server scenarios A–D. */
+export interface PlotLabels {
+  readonly title: string
+  readonly shaded: string
+}
+
+const SINGLE_SERVER_LABELS: PlotLabels = {
+  title: 'Chaos benchmark: express-redis-kit example vs raw peer stack under load',
+  shaded: 'Redis down (A, D), hung (B) or slow (C): from the fault until Redis answers again (C: until the delay is back to 0)',
+}
+
+export function renderSvg(runs: readonly RunResult[], durationS: number, labels: PlotLabels = SINGLE_SERVER_LABELS): string {
   const scenarios = SCENARIOS.filter((s) => runs.some((r) => r.scenario === s))
   const width = 1200
   const panelW = 470
@@ -147,7 +158,7 @@ export function renderSvg(runs: readonly RunResult[], durationS: number): string
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
     '<style>.tick{font-size:11px;fill:#333}.axis{font-size:12px;fill:#222}.panel{font-size:13px;fill:#222}.row{font-size:15px;font-weight:bold;fill:#111}.legend{font-size:13px;fill:#222}</style>',
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
-    `<text x="24" y="28" font-size="18" font-weight="bold" fill="#111">Chaos benchmark: express-redis-kit example vs raw peer stack under load (${durationS} s runs)</text>`,
+    `<text x="24" y="28" font-size="18" font-weight="bold" fill="#111">${esc(labels.title)} (${durationS} s runs)</text>`,
   ]
   // Legend
   let lx = 24
@@ -159,7 +170,7 @@ export function renderSvg(runs: readonly RunResult[], durationS: number): string
   out.push(`<line x1="${lx}" y1="52" x2="${lx + 28}" y2="52" stroke="#555" stroke-width="1.6" stroke-dasharray="5 3"/>`)
   out.push(`<text x="${lx + 34}" y="56" class="legend">failed req/s (5xx, 401, 429, timeouts, socket errors)</text>`)
   out.push(`<rect x="24" y="66" width="28" height="12" fill="#9aa0a6" fill-opacity="0.35"/>`)
-  out.push(`<text x="58" y="77" class="legend">Redis down (A, D), hung (B) or slow (C): from the fault until Redis answers again (C: until the delay is back to 0)</text>`)
+  out.push(`<text x="58" y="77" class="legend">${esc(labels.shaded)}</text>`)
 
   scenarios.forEach((scenario: Scenario, row) => {
     const inRow = runs.filter((r) => r.scenario === scenario)

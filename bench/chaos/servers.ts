@@ -128,21 +128,27 @@ export interface AppProcess {
   readonly eld: EldWindow[]
 }
 
-/** Only the variables this run means to set reach the app; stray REDIS_* from the shell do not. */
-function appEnv(port: number, redisUrl: string): NodeJS.ProcessEnv {
+/** How long one background scan job takes in both servers (the example defaults to 2000 ms; short here, so the stream's jobs finish within the run). */
+export const SCAN_JOB_MS = Number(process.env.CHAOS_JOB_MS ?? 200)
+
+/** Only the variables this run means to set reach the app; stray REDIS_* and PEER_* from the shell do not. */
+function appEnv(port: number, redis: string | Readonly<Record<string, string>>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [name, value] of Object.entries(process.env)) {
-    if (!/^(REDIS_|ENABLE_REDIS|SESSION_|RATE_LIMIT|PORT$|NODE_ENV$)/.test(name)) env[name] = value
+    if (!/^(REDIS_|PEER_|ENABLE_REDIS|SESSION_|RATE_LIMIT|SCAN_|PORT$|NODE_ENV$)/.test(name)) env[name] = value
   }
-  return { ...env, PORT: String(port), REDIS_URL: redisUrl, RATE_LIMIT: '1000000000' }
+  return { ...env, PORT: String(port), ...(typeof redis === 'string' ? { REDIS_URL: redis } : redis), RATE_LIMIT: '1000000000', SCAN_JOB_MS: String(SCAN_JOB_MS) }
 }
 
-/** Starts the server under test and waits until it serves from Redis. */
-export async function startApp(contender: Contender, redisUrl: string): Promise<AppProcess> {
+/**
+ * Starts the server under test and waits until it serves from Redis. `redis` is a REDIS_URL, or
+ * the variables that point the server at a Cluster or Sentinel instead (bench/chaos/topologies.ts).
+ */
+export async function startApp(contender: Contender, redis: string | Readonly<Record<string, string>>): Promise<AppProcess> {
   const port = await freePort()
   refuseWhenClosing()
   const child = spawn(process.execPath, ['--import', 'tsx', '--import', ELD_PRELOAD, SCRIPTS[contender]], {
-    env: appEnv(port, redisUrl), stdio: ['ignore', 'pipe', 'pipe'],
+    env: appEnv(port, redis), stdio: ['ignore', 'pipe', 'pipe'],
   })
   children.add(child)
   child.once('exit', () => children.delete(child))

@@ -3,12 +3,20 @@
  * any moment of the outage (from the fault until Redis answers again; in C, the slow window)
  * counts in the outage phase, even when it was sent just before the fault or its error arrives
  * after Redis is back; "before" and "after" hold only requests that lived entirely outside it.
+ * In the failover scenarios (E, F) the outage lasts from the kill until the topology reports the
+ * new master.
  */
+import { failoverRows, type FailoverInfo } from './failover.js'
+import { jobRows, type JobStreamResult } from './jobs.js'
 import type { HealthPoll, Route, Sample } from './load.js'
 import type { Contender, EldWindow } from './servers.js'
 
-export type Scenario = 'kill' | 'stop' | 'slow' | 'journal'
-export const SCENARIOS: readonly Scenario[] = ['kill', 'stop', 'slow', 'journal']
+/** The scenarios on a Redis Cluster or behind Sentinel (bench/chaos/topology-run.ts): a master killed, a replica promoted. */
+export type FailoverScenario = 'cluster-kill' | 'sentinel-kill'
+export type Scenario = 'kill' | 'stop' | 'slow' | 'journal' | FailoverScenario
+export const SCENARIOS: readonly Scenario[] = ['kill', 'stop', 'slow', 'journal', 'cluster-kill', 'sentinel-kill']
+export const FAILOVER_SCENARIOS: readonly FailoverScenario[] = ['cluster-kill', 'sentinel-kill']
+export const isFailover = (scenario: Scenario): scenario is FailoverScenario => (FAILOVER_SCENARIOS as readonly Scenario[]).includes(scenario)
 export const PHASES = ['before', 'outage', 'after'] as const
 export type Phase = (typeof PHASES)[number]
 
@@ -17,6 +25,8 @@ export const SCENARIO_TITLES: Record<Scenario, string> = {
   stop: 'B: SIGSTOP Redis (hung), then SIGCONT',
   slow: 'C: slow Redis: every reply delayed (LatencyProxy), then back to 0',
   journal: 'D: kill -9 Redis, a burst of cache invalidations fills the outage journal, restart from the AOF',
+  'cluster-kill': 'E: Redis Cluster (3 masters + 1 replica each): kill -9 the master serving visitor_count, its replica takes over',
+  'sentinel-kill': 'F: Sentinel (master + replica + 3 sentinels): kill -9 the master, the sentinels promote the replica',
 }
 
 /** A state change the kit logged (its "Redis unavailable" / "Redis is back" lines), by arrival time. */
@@ -99,6 +109,10 @@ export interface RunResult {
   readonly slowMs?: number
   /** D: the invalidation burst. */
   readonly journal?: JournalBurst
+  /** The job stream through the run and what became of its jobs (bench/chaos/jobs.ts). */
+  readonly jobs?: JobStreamResult
+  /** E, F: the master killed, its successor, and what the killed master held. */
+  readonly failover?: FailoverInfo
   /** After the load the orchestrator waited this long for the server to be back on Redis and gave up. */
   readonly backTimedOut: boolean
   /** performance.now() when the setup (login, warm-up, D's pre-fill) ended; state changes before it belong to the setup. */
@@ -182,12 +196,17 @@ export interface Detection {
 
 export function detection(run: RunResult): Detection {
   const after = run.polls.filter((p) => p.at >= run.faultAt)
+  const failover = isFailover(run.scenario)
   let detected: HealthPoll | undefined
   if (run.contender === 'kit') detected = after.find((p) => p.state === 'degraded')
-  else detected = after.find((p) => p.status === 503)
+  // A failover can leave the peer's PING waiting (no answer within the poll timeout) rather than failing.
+  else detected = after.find((p) => (failover ? p.status !== 200 : p.status === 503))
+  // After a failover a server may be back before the topology reports the new master (backMs < 0);
+  // one that never left Redis has no "back".
+  const backFrom = failover ? detected?.at ?? Infinity : run.returnAt
   const back = run.contender === 'kit'
-    ? after.find((p) => p.at >= (detected?.at ?? run.faultAt) && p.at >= run.returnAt && p.state === 'ready')
-    : after.find((p) => p.at >= run.returnAt && p.status === 200)
+    ? after.find((p) => p.at >= (detected?.at ?? run.faultAt) && p.at >= backFrom && p.state === 'ready')
+    : after.find((p) => p.at >= backFrom && p.status === 200)
   const drained = run.contender === 'kit'
     ? after.find((p) => p.at >= (back?.at ?? Infinity) && p.state === 'ready' && p.pending === 0)
     : undefined
@@ -301,6 +320,10 @@ export interface ReportContext {
   /** Version and tree state of what ran, e.g. `a7223d4, lib/ unmodified`. */
   readonly source: string
   readonly redisLatencyThresholdMs: number
+  /** The job stream: adds per second (0: none), how long one job takes, how long the count waited at most. */
+  readonly jobRate: number
+  readonly jobMs: number
+  readonly jobWaitS: number
 }
 
 function scenarioIntro(scenario: Scenario, context: ReportContext): string | undefined {
@@ -320,6 +343,95 @@ function scenarioIntro(scenario: Scenario, context: ReportContext): string | und
   return undefined
 }
 
+/** One scenario's section: the per-phase table, then the "| | kit | peer |" table (nothing when neither ran it). */
+export function renderScenario(scenario: Scenario, runs: readonly RunResult[], context: ReportContext): string[] {
+  const lines: string[] = []
+  const kit = runs.find((r) => r.scenario === scenario && r.contender === 'kit')
+  const peer = runs.find((r) => r.scenario === scenario && r.contender === 'peer')
+  if (!kit && !peer) return lines
+  lines.push(`### ${SCENARIO_TITLES[scenario]}`, '')
+  const intro = scenarioIntro(scenario, context)
+  if (intro) lines.push(intro, '')
+  lines.push('| Phase | Requests | OK req/s | Failures | p50 ms | p99 ms | max ms |')
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
+  const notes: string[] = []
+  for (const phase of PHASES) {
+    const k = kit ? phaseStats(kit, phase) : undefined
+    const p = peer ? phaseStats(peer, phase) : undefined
+    const pair = (f: (s: PhaseStats) => string): string => `${k ? f(k) : '–'} / ${p ? f(p) : '–'}`
+    const maxCell = (s: PhaseStats): string => `${s.maxIsTimeout ? '≥' : ''}${ms(s.max)}`
+    lines.push(`| ${phase} | ${pair((s) => String(s.requests))} | ${pair((s) => s.okPerSecond.toFixed(0))} | `
+      + `${pair((s) => (s.failures > 0 ? `**${s.failures}**` : '0'))} | ${pair((s) => ms(s.p50))} | ${pair((s) => ms(s.p99))} | ${pair(maxCell)} |`)
+    if (k && k.failures > 0) notes.push(`kit ${phase}: ${kinds(k)}`)
+    if (p && p.failures > 0) notes.push(`peer ${phase}: ${kinds(p)}`)
+  }
+  lines.push('')
+  const dk = kit ? detection(kit) : undefined
+  const dp = peer ? detection(peer) : undefined
+  const both = (f: (run: RunResult) => string): string => `${kit ? f(kit) : '–'} | ${peer ? f(peer) : '–'}`
+  const slow = scenario === 'slow'
+  const failover = isFailover(scenario)
+  const window = slow ? 'the slow window' : failover ? 'the failover' : 'the outage'
+  const since = slow ? 'the delay went back to 0' : failover ? 'the topology reported the new master' : 'Redis answered again'
+  // After a failover "back" is counted from the new master's report and can come before it.
+  const backCell = (d: Detection): string => seconds(d.backMs, failover && d.detectMs === null ? 'never left it' : 'not seen')
+  lines.push('| | kit | peer |', '| --- | --- | --- |')
+  if (failover) lines.push(...failoverRows(kit, peer))
+  lines.push(`| ${slow ? 'Slowness' : 'Outage'} detected after (kit: \`/health\` says degraded; peer: \`/health/redis\` answers ${failover ? 'other than 200 (503, or no answer within the poll timeout)' : '503'}) | ${dk ? seconds(dk.detectMs, 'not seen') : '–'} | ${dp ? seconds(dp.detectMs, slow ? 'never (PING answers, slowly)' : failover ? 'never' : 'never (PING waits in the offline queue)') : '–'} |`)
+  lines.push(`| Back on Redis after ${failover ? `${since} (negative: before it)` : slow ? since : 'it answered again'} (kit: \`/health\` says ready; peer: \`/health/redis\` 200) | ${dk ? backCell(dk) : '–'} | ${dp ? backCell(dp) : '–'} |`)
+  lines.push(`| Kit ready with \`journal.pending\` 0, after ${since} (peak \`journal.pending\`) | ${dk ? `${seconds(dk.drainedMs, failover && dk.detectMs === null ? 'never left it' : 'not seen')} (peak ${dk.pendingPeak ?? '–'})` : '–'} | – |`)
+  lines.push(`| Last failed request ended, after ${since} | ${dk ? seconds(dk.lastFailureMs, 'none') : '–'} | ${dp ? seconds(dp.lastFailureMs, 'none') : '–'} |`)
+  lines.push(`| Kit state changes logged ("Redis unavailable" / "Redis is back" lines) | ${kit ? stateChangesCell(kit, window) : '–'} | – |`)
+  lines.push(`| App event-loop delay, worst 100 ms window, ms: before / outage / after | ${both(eldCell)} |`)
+  const latencyCell = (run: RunResult): string => {
+    const events = Object.entries(run.redisLatency).sort((a, b) => b[1] - a[1])
+    return events.length === 0 ? 'none' : events.map(([event, max]) => `${event} ${max} ms`).join(', ')
+  }
+  lines.push(`| Redis' own stalls over the run (\`LATENCY LATEST\`, events ≥ ${context.redisLatencyThresholdMs} ms, worst each) | ${both(latencyCell)} |`)
+  if (scenario === 'journal') {
+    const replayCell = (run: RunResult): string => {
+      const d = detection(run)
+      const end = run.returnAt + ((run.contender === 'kit' ? d.drainedMs : d.backMs) ?? 0)
+      const max = eldMax(run, run.returnAt, end + 100)
+      const median = eldMedian(run, run.returnAt, end + 100)
+      return max === null ? '–' : `worst ${ms(max)} ms, median window ${ms(median ?? 0)} ms (${((end - run.returnAt) / 1000).toFixed(2)} s)`
+    }
+    lines.push(`| App event-loop delay from Redis answering again until back (kit: ready with \`journal.pending\` 0, i.e. the replay; peer: \`/health/redis\` 200) | ${both(replayCell)} |`)
+    const burstCell = (run: RunResult): string => {
+      const j = run.journal
+      if (!j) return '–'
+      return `${j.sent} sent in ${((j.endedAt - j.startedAt) / 1000).toFixed(2)} s (${j.notSent} not sent), ${j.acknowledged} answered 2xx `
+        + `(${j.acknowledgedInOutage} before Redis answered again), ${j.failed} failed or unanswered`
+    }
+    lines.push(`| \`DELETE\` burst (${context.journalKeys} targets) | ${both(burstCell)} |`)
+    const staleCell = (run: RunResult): string => {
+      const j = run.journal
+      if (!j || j.staleAcknowledged === null) return '–'
+      const text = `${j.staleAcknowledged} of ${j.acknowledged}`
+      return j.staleAcknowledged > 0 ? `**${text}**` : text
+    }
+    lines.push(`| Acknowledged invalidations whose entry is still in Redis after recovery (stale) | ${both(staleCell)} |`)
+    const otherCell = (run: RunResult): string => {
+      const j = run.journal
+      if (!j || j.staleUnacknowledged === null) return '–'
+      const rounds = j.prefillRounds.length > 1 ? ` (in ${j.prefillRounds.length} rounds of ${j.prefillRounds.join(', ')} GETs: fills answered while the kit was degraded stay in memory)` : ''
+      return `${j.presentBefore} of ${j.keys} cached before the fault${rounds}; still in Redis after: ${j.staleUnacknowledged} of ${j.sent - j.acknowledged} sent but not acknowledged, ${j.staleNotSent} of ${j.notSent} never sent`
+    }
+    lines.push(`| Pre-filled entries | ${both(otherCell)} |`)
+    lines.push(`| Kit log: \`ERR_KIT_JOURNAL_FULL\` / "replayed N write(s)" | ${kit?.journal ? `${kit.journal.journalFullLogged ? 'logged' : 'not logged'} / ${kit.journal.replayedLogged ?? 'no such line'}` : '–'} | – |`)
+  }
+  lines.push(`| \`GET /me\` with the same cookie after the run | ${both((r) => String(r.meAfter))} |`)
+  lines.push(`| \`visitor_count\` in Redis after the run / \`/api/visits\` answered 2xx | ${both((r) => `${r.visits.inRedis ?? '?'} / ${r.visits.answered}`)} |`)
+  lines.push(`| In Redis − acknowledged, and what may explain it | ${both(visitsCell)} |`)
+  if (kit?.jobs || peer?.jobs) lines.push(...jobRows(kit?.jobs, peer?.jobs, context.timeoutS))
+  if (peer && peer.unhandledRejections > 0) notes.push(`peer logged ${peer.unhandledRejections} unhandled promise rejections (apicache writes; a default Node process would have exited)`)
+  const timedOut = [kit, peer].filter((r): r is RunResult => r !== undefined && r.backTimedOut)
+  if (timedOut.length > 0) notes.push(`${timedOut.map((r) => r.contender).join(' and ')} not back on Redis (drained) when the orchestrator stopped waiting`)
+  lines.push('')
+  if (notes.length > 0) lines.push(`Failures by kind: ${notes.join('; ')}.`, '')
+  return lines
+}
+
 export function renderReport(runs: readonly RunResult[], context: ReportContext): string {
   const first = runs[0]
   const lines: string[] = [
@@ -327,7 +439,9 @@ export function renderReport(runs: readonly RunResult[], context: ReportContext)
     '',
     `autocannon, ${context.connections} connections, ${context.durationS} s per run, request timeout ${context.timeoutS} s; `
     + `each connection cycles \`GET /api/scans/host<n>.example\` (${context.targets} targets, warmed), \`GET /api/visits\`, \`GET /me\`, `
-    + 'all with one logged-in session cookie. Own redis-server per run (append-only file, fsync always). '
+    + 'all with one logged-in session cookie. '
+    + (context.jobRate > 0 ? `Alongside, a job stream: ${context.jobRate} \`POST /api/scans/s<n>.jobs.example/jobs\` per second, a new target (job id) each, open-loop. ` : '')
+    + 'Own redis-server per run (append-only file, fsync always). '
     + `Fault at ${(first ? (first.faultAt - first.t0) / 1000 : 0).toFixed(1)} s, Redis back at about ${(first ? (first.returnAt - first.t0) / 1000 : 0).toFixed(1)} s. `
     + `Code: ${context.source}.`,
     '',
@@ -337,91 +451,13 @@ export function renderReport(runs: readonly RunResult[], context: ReportContext)
     + 'Latencies are as measured, slow answers included.',
     '',
   ]
-  for (const scenario of SCENARIOS) {
-    const kit = runs.find((r) => r.scenario === scenario && r.contender === 'kit')
-    const peer = runs.find((r) => r.scenario === scenario && r.contender === 'peer')
-    if (!kit && !peer) continue
-    lines.push(`### ${SCENARIO_TITLES[scenario]}`, '')
-    const intro = scenarioIntro(scenario, context)
-    if (intro) lines.push(intro, '')
-    lines.push('| Phase | Requests | OK req/s | Failures | p50 ms | p99 ms | max ms |')
-    lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
-    const notes: string[] = []
-    for (const phase of PHASES) {
-      const k = kit ? phaseStats(kit, phase) : undefined
-      const p = peer ? phaseStats(peer, phase) : undefined
-      const pair = (f: (s: PhaseStats) => string): string => `${k ? f(k) : '–'} / ${p ? f(p) : '–'}`
-      const maxCell = (s: PhaseStats): string => `${s.maxIsTimeout ? '≥' : ''}${ms(s.max)}`
-      lines.push(`| ${phase} | ${pair((s) => String(s.requests))} | ${pair((s) => s.okPerSecond.toFixed(0))} | `
-        + `${pair((s) => (s.failures > 0 ? `**${s.failures}**` : '0'))} | ${pair((s) => ms(s.p50))} | ${pair((s) => ms(s.p99))} | ${pair(maxCell)} |`)
-      if (k && k.failures > 0) notes.push(`kit ${phase}: ${kinds(k)}`)
-      if (p && p.failures > 0) notes.push(`peer ${phase}: ${kinds(p)}`)
-    }
-    lines.push('')
-    const dk = kit ? detection(kit) : undefined
-    const dp = peer ? detection(peer) : undefined
-    const both = (f: (run: RunResult) => string): string => `${kit ? f(kit) : '–'} | ${peer ? f(peer) : '–'}`
-    const slow = scenario === 'slow'
-    const window = slow ? 'the slow window' : 'the outage'
-    lines.push('| | kit | peer |', '| --- | --- | --- |')
-    lines.push(`| ${slow ? 'Slowness' : 'Outage'} detected after (kit: \`/health\` says degraded; peer: \`/health/redis\` answers 503) | ${dk ? seconds(dk.detectMs, 'not seen') : '–'} | ${dp ? seconds(dp.detectMs, slow ? 'never (PING answers, slowly)' : 'never (PING waits in the offline queue)') : '–'} |`)
-    lines.push(`| Back on Redis after ${slow ? 'the delay went back to 0' : 'it answered again'} (kit: \`/health\` says ready; peer: \`/health/redis\` 200) | ${dk ? seconds(dk.backMs, 'not seen') : '–'} | ${dp ? seconds(dp.backMs, 'not seen') : '–'} |`)
-    lines.push(`| Kit ready with \`journal.pending\` 0, after ${slow ? 'the delay went back to 0' : 'Redis answered again'} (peak \`journal.pending\`) | ${dk ? `${seconds(dk.drainedMs, 'not seen')} (peak ${dk.pendingPeak ?? '–'})` : '–'} | – |`)
-    lines.push(`| Last failed request ended, after ${slow ? 'the delay went back to 0' : 'Redis answered again'} | ${dk ? seconds(dk.lastFailureMs, 'none') : '–'} | ${dp ? seconds(dp.lastFailureMs, 'none') : '–'} |`)
-    lines.push(`| Kit state changes logged ("Redis unavailable" / "Redis is back" lines) | ${kit ? stateChangesCell(kit, window) : '–'} | – |`)
-    lines.push(`| App event-loop delay, worst 100 ms window, ms: before / outage / after | ${both(eldCell)} |`)
-    const latencyCell = (run: RunResult): string => {
-      const events = Object.entries(run.redisLatency).sort((a, b) => b[1] - a[1])
-      return events.length === 0 ? 'none' : events.map(([event, max]) => `${event} ${max} ms`).join(', ')
-    }
-    lines.push(`| Redis' own stalls over the run (\`LATENCY LATEST\`, events ≥ ${context.redisLatencyThresholdMs} ms, worst each) | ${both(latencyCell)} |`)
-    if (scenario === 'journal') {
-      const replayCell = (run: RunResult): string => {
-        const d = detection(run)
-        const end = run.returnAt + ((run.contender === 'kit' ? d.drainedMs : d.backMs) ?? 0)
-        const max = eldMax(run, run.returnAt, end + 100)
-        const median = eldMedian(run, run.returnAt, end + 100)
-        return max === null ? '–' : `worst ${ms(max)} ms, median window ${ms(median ?? 0)} ms (${((end - run.returnAt) / 1000).toFixed(2)} s)`
-      }
-      lines.push(`| App event-loop delay from Redis answering again until back (kit: ready with \`journal.pending\` 0, i.e. the replay; peer: \`/health/redis\` 200) | ${both(replayCell)} |`)
-      const burstCell = (run: RunResult): string => {
-        const j = run.journal
-        if (!j) return '–'
-        return `${j.sent} sent in ${((j.endedAt - j.startedAt) / 1000).toFixed(2)} s (${j.notSent} not sent), ${j.acknowledged} answered 2xx `
-          + `(${j.acknowledgedInOutage} before Redis answered again), ${j.failed} failed or unanswered`
-      }
-      lines.push(`| \`DELETE\` burst (${context.journalKeys} targets) | ${both(burstCell)} |`)
-      const staleCell = (run: RunResult): string => {
-        const j = run.journal
-        if (!j || j.staleAcknowledged === null) return '–'
-        const text = `${j.staleAcknowledged} of ${j.acknowledged}`
-        return j.staleAcknowledged > 0 ? `**${text}**` : text
-      }
-      lines.push(`| Acknowledged invalidations whose entry is still in Redis after recovery (stale) | ${both(staleCell)} |`)
-      const otherCell = (run: RunResult): string => {
-        const j = run.journal
-        if (!j || j.staleUnacknowledged === null) return '–'
-        const rounds = j.prefillRounds.length > 1 ? ` (in ${j.prefillRounds.length} rounds of ${j.prefillRounds.join(', ')} GETs: fills answered while the kit was degraded stay in memory)` : ''
-        return `${j.presentBefore} of ${j.keys} cached before the fault${rounds}; still in Redis after: ${j.staleUnacknowledged} of ${j.sent - j.acknowledged} sent but not acknowledged, ${j.staleNotSent} of ${j.notSent} never sent`
-      }
-      lines.push(`| Pre-filled entries | ${both(otherCell)} |`)
-      lines.push(`| Kit log: \`ERR_KIT_JOURNAL_FULL\` / "replayed N write(s)" | ${kit?.journal ? `${kit.journal.journalFullLogged ? 'logged' : 'not logged'} / ${kit.journal.replayedLogged ?? 'no such line'}` : '–'} | – |`)
-    }
-    lines.push(`| \`GET /me\` with the same cookie after the run | ${both((r) => String(r.meAfter))} |`)
-    lines.push(`| \`visitor_count\` in Redis after the run / \`/api/visits\` answered 2xx | ${both((r) => `${r.visits.inRedis ?? '?'} / ${r.visits.answered}`)} |`)
-    lines.push(`| In Redis − acknowledged, and what may explain it | ${both(visitsCell)} |`)
-    if (peer && peer.unhandledRejections > 0) notes.push(`peer logged ${peer.unhandledRejections} unhandled promise rejections (apicache writes; a default Node process would have exited)`)
-    const timedOut = [kit, peer].filter((r): r is RunResult => r !== undefined && r.backTimedOut)
-    if (timedOut.length > 0) notes.push(`${timedOut.map((r) => r.contender).join(' and ')} not back on Redis (drained) when the orchestrator stopped waiting`)
-    lines.push('')
-    if (notes.length > 0) lines.push(`Failures by kind: ${notes.join('; ')}.`, '')
-  }
+  for (const scenario of SCENARIOS.filter((s) => !isFailover(s))) lines.push(...renderScenario(scenario, runs, context))
   lines.push(
     'Notes:',
     `- kit = \`examples/server.ts\` (\`createApp()\`, bound to 127.0.0.1 by \`bench/chaos/kit-server.ts\`, which also prints each \`inDoubt\` event); peer = \`bench/peer-server.ts\`: the same routes on ONE ioredis client with default settings `
     + '(offline queue on, `maxRetriesPerRequest` 20, no `commandTimeout`): apicache 1.6.3, express-session + connect-redis 8.1.0, express-rate-limit + rate-limit-redis, helmet. '
     + 'apicache was written for redis@3 and only uses Redis while `redisClient.connected` is true, so the ioredis client got a `connected` getter (`status === \'ready\'`); '
-    + 'the peer also has an `error` listener and an `unhandledRejection` logger so it survives the outage. Nothing else is changed.',
+    + 'the peer also has an `error` listener and an `unhandledRejection` logger so it survives the outage, and runs the job route on raw BullMQ (see the job stream note). Nothing else is changed.',
     `- Load is closed-loop: a request that hangs holds its connection, so few requests are *sent* during a hang; the OK req/s column and the plot show the lost throughput. `
     + `The ${context.timeoutS} s client timeout is applied to the measured latencies: autocannon's own timeout is set beyond the run, because after a timeout it reconnects and, `
     + 'if the server still hangs, misreads the next responses (status undefined, then false timeouts), which we saw against the peer. So a client keeps waiting instead of retrying. '
@@ -437,6 +473,14 @@ export function renderReport(runs: readonly RunResult[], context: ReportContext)
     `- Redis' own stalls: each redis-server runs with \`latency-monitor-threshold\` ${context.redisLatencyThresholdMs} ms; \`LATENCY LATEST\` is read before a kill (which loses it) and after the run. `
     + 'In B it is read before the SIGSTOP and reset after the SIGCONT, because Redis would time the stop itself as a stall of the fsync or command it interrupted. '
     + 'It sees stalls inside Redis (fsync, slow commands), not time the process waited for a CPU.',
+    ...(context.jobRate > 0 ? [
+      `- Job stream (\`bench/chaos/jobs.ts\`): ${context.jobRate} adds per second from the start to the end of the load, on a keep-alive connection of its own, each request bounded by the ${context.timeoutS} s client timeout; `
+      + `a job is one simulated scan of ${context.jobMs} ms (four steps with a progress update each; the example's \`scanJobMs\`), worker concurrency 4, attempts 3 with exponential backoff, in both servers. `
+      + 'Acknowledged = answered 202 with a job id within the timeout (the kit answers `held` while Redis is unavailable). After the run the orchestrator reads each job\'s hash from Redis '
+      + `(\`finishedOn\`, \`returnvalue\`, BullMQ's attempts-started counter \`ats\`) until every acknowledged job finished, for at most ${context.jobWaitS} s: `
+      + 'processed = completed; lost = acknowledged but neither completed nor failed by then; ran twice = a worker started it more than once (the scan never fails by itself, so every extra start comes from the fault). '
+      + 'The peer runs raw BullMQ with its defaults (its Queue on the app\'s one client, its Worker on a connection with `maxRetriesPerRequest: null`, keys `bull:scan:<id>`).',
+    ] : []),
     '- Event-loop delay: `bench/chaos/eld-preload.ts` is preloaded (`--import`) into both servers and reports `monitorEventLoopDelay` (5 ms resolution) per 100 ms window; the cells give the worst window of each phase.',
     `- Machine: ${context.cpus} CPUs shared with other work (the load generator, the proxy of C and the burst of D run in the orchestrator process); 1-minute load average at the start of each run: `
     + `${runs.map((r) => `${r.contender} ${r.scenario} ${r.loadAverage.toFixed(1)}`).join(', ')}. Absolute req/s move with that load; compare within a phase of one run pair, and the shape over time.`,
