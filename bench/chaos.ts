@@ -22,9 +22,9 @@
  * CHAOS_JOURNAL_KEYS (10500; smoke 1000), CHAOS_OUT (output directory), CHAOS_LOG=1 (print each
  * server's output after its run), CHAOS_JOB_RATE (job adds per second, 5; 0: no job stream),
  * CHAOS_JOB_MS (how long one scan job takes, 200), CHAOS_JOB_WAIT_S (how long to wait after a run
- * for the acknowledged jobs to finish, 60).
+ * for the acknowledged jobs to finish, 60), CHAOS_METRICS_POLL_MS (how often the kit's `/metrics` is polled, 250).
  * The servers under test run as child processes; the load, the fault injection, the proxy, the
- * burst and the health polling run here. Everything started is stopped on exit, errors and
+ * burst, the health polling and, for the kit, the polling of its own `/metrics` (bench/chaos/kit-metrics.ts) run here. Everything started is stopped on exit, errors and
  * Ctrl-C included.
  */
 import { execFileSync } from 'node:child_process'
@@ -35,6 +35,7 @@ import { Redis } from 'ioredis'
 import type { RedisServer } from '../test/helpers/redis-server.js'
 import { inDoubt, onRedis, POLL_INTERVAL_MS, stateChanges, visitCounts, waitBackOnRedis } from './chaos/app-state.js'
 import { countJobs, startJobStream, type JobStream, type JobStreamResult } from './chaos/jobs.js'
+import { watchKitMetrics, type KitMetricsRun, type KitMetricsWatch } from './chaos/kit-metrics.js'
 import { burst, getJson, login, pollHealth, startLoad, targetPath, type BurstResult } from './chaos/load.js'
 import { renderSvg } from './chaos/plot.js'
 import {
@@ -242,6 +243,8 @@ async function runOnce(contender: Contender, scenario: Exclude<Scenario, Failove
     // The load starts with the server on Redis (a setup burst can leave the kit degraded for a moment).
     if (!(await onRedis(app, 30_000))) throw new Error(`${contender} ${scenario}: not on Redis before the load`)
     const setupEndedAt = performance.now()
+    // The kit's own counters at the load start, and its state polled from /metrics (the peer has none).
+    const metricsWatch: KitMetricsWatch | undefined = contender === 'kit' ? await watchKitMetrics(app.port, 1000) : undefined
     const poller = pollHealth(app.port, contender === 'kit' ? '/health' : '/health/redis', POLL_INTERVAL_MS,
       contender === 'kit' ? 1000 : PEER_POLL_TIMEOUT_MS)
     const loadAverage = loadavg()[0] ?? 0
@@ -281,6 +284,7 @@ async function runOnce(contender: Contender, scenario: Exclude<Scenario, Failove
     } catch (error) {
       load.stop()
       await poller.stop()
+      await metricsWatch?.stopPolling()
       await jobStream?.stop()
       throw error
     }
@@ -294,6 +298,7 @@ async function runOnce(contender: Contender, scenario: Exclude<Scenario, Failove
     }
     const back = await waitBackOnRedis(app, poller, returnAt, scenario === 'journal' ? JOURNAL_BACK_DEADLINE_MS : BACK_DEADLINE_MS)
     const polls = await poller.stop()
+    await metricsWatch?.stopPolling()
     await readLatency(redis, redisLatency)
     let meAfter = 0
     try { meAfter = (await getJson(app.port, '/me', 15_000, undefined, cookie)).status } catch { /* 0 = no answer */ }
@@ -308,6 +313,8 @@ async function runOnce(contender: Contender, scenario: Exclude<Scenario, Failove
       log(`${contender} ${scenario}: job stream sent ${jobs.sent}, ${jobs.acknowledged} acknowledged, ${jobs.processed} processed, `
         + `${jobs.lost} lost, ${jobs.ranTwice} ran twice (waited ${(jobs.waitedMs / 1000).toFixed(1)} s)`)
     }
+    // After the job count, so the jobs that finished while it waited are counted too.
+    const kitMetrics: KitMetricsRun | undefined = metricsWatch ? await metricsWatch.finish(app.lines) : undefined
     const failures = samples.filter(isFailure).length
     log(`${contender} ${scenario}: ${samples.length} requests, ${failures} failed${back ? '' : ', NOT back on Redis in time'}`)
     if (process.env.CHAOS_LOG === '1') log(`${contender} ${scenario} server output:\n${app.output.join('\n')}`)
@@ -323,6 +330,7 @@ async function runOnce(contender: Contender, scenario: Exclude<Scenario, Failove
       backTimedOut: !back,
       setupEndedAt,
       redisLatency: Object.fromEntries(redisLatency),
+      ...(kitMetrics ? { kitMetrics } : {}),
     }
   } finally {
     if (app) await stopApp(app)

@@ -1,7 +1,9 @@
 /**
  * A hand-written SVG of the chaos runs: one row per scenario, p99 latency (log scale) and
- * OK/failed requests per second per 500 ms bucket, kit vs peer, outage shaded.
+ * OK/failed requests per second per 500 ms bucket, kit vs peer, outage shaded; along the top of
+ * each panel, a strip where the kit was degraded by its own `express_redis_kit_state`, polled from `/metrics`.
  */
+import { stateStretches } from './kit-metrics.js'
 import { isFailure, quantile, SCENARIO_TITLES, SCENARIOS, type RunResult, type Scenario } from './stats.js'
 
 const BUCKET_MS = 500
@@ -135,6 +137,22 @@ function throughputPanel(out: string[], panel: Panel, runs: readonly RunResult[]
   }
 }
 
+const STRIP_H = 6
+
+/** The kit degraded, by its polled `express_redis_kit_state`: a strip along the top of the panel. */
+function stateStrip(out: string[], panel: Panel, runs: readonly RunResult[], durationS: number): void {
+  const sx = (t: number): number => panel.x + (Math.min(durationS, Math.max(0, t)) / durationS) * panel.w
+  for (const run of runs) {
+    if (!run.kitMetrics) continue
+    for (const [from, to] of stateStretches(run.kitMetrics.polls, 'degraded')) {
+      const x0 = sx((from - run.t0) / 1000)
+      const x1 = sx((to - run.t0) / 1000)
+      if (x1 - x0 <= 0) continue
+      out.push(`<rect x="${x0.toFixed(1)}" y="${panel.y + 1}" width="${Math.max(1, x1 - x0).toFixed(1)}" height="${STRIP_H}" fill="${COLORS[run.contender]}" fill-opacity="0.75"/>`)
+    }
+  }
+}
+
 /** What the plot's heading and its shaded band say; the defaults describe the single-server scenarios A–D. */
 export interface PlotLabels {
   readonly title: string
@@ -152,7 +170,8 @@ export function renderSvg(runs: readonly RunResult[], durationS: number, labels:
   const panelW = 470
   const panelH = 230
   const rowH = panelH + 110
-  const top = 96
+  const withStrip = runs.some((run) => run.kitMetrics)
+  const top = withStrip ? 112 : 96
   const height = top + scenarios.length * rowH + 10
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
@@ -171,6 +190,10 @@ export function renderSvg(runs: readonly RunResult[], durationS: number, labels:
   out.push(`<text x="${lx + 34}" y="56" class="legend">failed req/s (5xx, 401, 429, timeouts, socket errors)</text>`)
   out.push(`<rect x="24" y="66" width="28" height="12" fill="#9aa0a6" fill-opacity="0.35"/>`)
   out.push(`<text x="58" y="77" class="legend">${esc(labels.shaded)}</text>`)
+  if (withStrip) {
+    out.push(`<rect x="24" y="86" width="28" height="${STRIP_H}" fill="${COLORS.kit}" fill-opacity="0.75"/>`)
+    out.push(`<text x="58" y="93" class="legend">${esc('kit degraded, by its own metric express_redis_kit_state (polled from /metrics; strip along the top of each panel)')}</text>`)
+  }
 
   scenarios.forEach((scenario: Scenario, row) => {
     const inRow = runs.filter((r) => r.scenario === scenario)
@@ -181,8 +204,12 @@ export function renderSvg(runs: readonly RunResult[], durationS: number, labels:
     const series = new Map(inRow.map((run) => [run, buckets(run, durationS)] as const))
     const y = top + row * rowH
     out.push(`<text x="24" y="${y + 16}" class="row">${esc(SCENARIO_TITLES[scenario])}</text>`)
-    latencyPanel(out, { x: 90, y: y + 44, w: panelW, h: panelH }, inRow, series, durationS, outage)
-    throughputPanel(out, { x: 90 + panelW + 110, y: y + 44, w: panelW, h: panelH }, inRow, series, durationS, outage)
+    const left: Panel = { x: 90, y: y + 44, w: panelW, h: panelH }
+    const right: Panel = { x: 90 + panelW + 110, y: y + 44, w: panelW, h: panelH }
+    latencyPanel(out, left, inRow, series, durationS, outage)
+    throughputPanel(out, right, inRow, series, durationS, outage)
+    stateStrip(out, left, inRow, durationS)
+    stateStrip(out, right, inRow, durationS)
   })
   out.push('</svg>', '')
   return out.join('\n')

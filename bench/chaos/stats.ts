@@ -8,6 +8,7 @@
  */
 import { failoverRows, type FailoverInfo } from './failover.js'
 import { jobRows, type JobStreamResult } from './jobs.js'
+import { kitMetricsCell, type KitMetricsRun } from './kit-metrics.js'
 import type { HealthPoll, Route, Sample } from './load.js'
 import type { Contender, EldWindow } from './servers.js'
 
@@ -119,6 +120,8 @@ export interface RunResult {
   readonly setupEndedAt: number
   /** Redis' own latency monitor (`LATENCY LATEST`): worst ms per event (e.g. `aof-fsync-always`, `command`), over the run. */
   readonly redisLatency: Readonly<Record<string, number>>
+  /** Kit: its own metrics, polled and scraped from `GET /metrics` (bench/chaos/kit-metrics.ts). */
+  readonly kitMetrics?: KitMetricsRun
 }
 
 export interface PhaseStats {
@@ -424,12 +427,42 @@ export function renderScenario(scenario: Scenario, runs: readonly RunResult[], c
   lines.push(`| \`visitor_count\` in Redis after the run / \`/api/visits\` answered 2xx | ${both((r) => `${r.visits.inRedis ?? '?'} / ${r.visits.answered}`)} |`)
   lines.push(`| In Redis − acknowledged, and what may explain it | ${both(visitsCell)} |`)
   if (kit?.jobs || peer?.jobs) lines.push(...jobRows(kit?.jobs, peer?.jobs, context.timeoutS))
+  if (kit?.kitMetrics) lines.push(`| The kit's own metrics (\`/metrics\`), counter increases from the load start until after the run's checks, next to what the orchestrator measured | ${kitMetricsRowCell(kit, kit.kitMetrics)} | – |`)
   if (peer && peer.unhandledRejections > 0) notes.push(`peer logged ${peer.unhandledRejections} unhandled promise rejections (apicache writes; a default Node process would have exited)`)
   const timedOut = [kit, peer].filter((r): r is RunResult => r !== undefined && r.backTimedOut)
   if (timedOut.length > 0) notes.push(`${timedOut.map((r) => r.contender).join(' and ')} not back on Redis (drained) when the orchestrator stopped waiting`)
   lines.push('')
   if (notes.length > 0) lines.push(`Failures by kind: ${notes.join('; ')}.`, '')
   return lines
+}
+
+/** The note on the "kit's own metrics" row (shared with the failover part). */
+export function kitMetricsNote(runs: readonly RunResult[]): string[] {
+  const interval = runs.find((r) => r.kitMetrics)?.kitMetrics?.intervalMs
+  if (interval === undefined) return []
+  return [
+    '- The kit\'s own metrics: the example serves `kit.metricsRouter()` at `/metrics`; the orchestrator scrapes it when the load starts and again after the run\'s checks '
+    + '(after the job count), and the row gives how much each counter grew in between (label sets summed: cache results over caches, jobs over queues, decisions over limiters). '
+    + `During the run it also polls \`/metrics\` every ${interval} ms on a keep-alive connection of its own for \`express_redis_kit_state\` and \`express_redis_kit_journal_pending_entries\` `
+    + '(the polled state band, the peak backlog). The text format is parsed by `bench/chaos/kit-metrics.ts`. The `/health` polling above is unchanged and still times the detection rows; '
+    + 'the row sets the kit\'s counters next to those and to the orchestrator\'s other counts (log lines, the load\'s answers, the burst, the job stream). The peer has no metrics.',
+  ]
+}
+
+/** The kit's metrics next to the orchestrator's own measurements of the same run. */
+function kitMetricsRowCell(run: RunResult, metrics: KitMetricsRun): string {
+  const d = detection(run)
+  const from = metrics.start?.at ?? run.setupEndedAt
+  const logged = run.stateChanges.filter((c) => c.at >= from)
+  const answered = (route: string): number => run.samples.filter((s) => s.route === route).length
+  return kitMetricsCell(metrics, {
+    faultAt: run.faultAt, returnAt: run.returnAt, detectMs: d.detectMs, backMs: d.backMs, pendingPeak: d.pendingPeak,
+    loggedDegraded: logged.filter((c) => c.to === 'degraded').length, loggedReady: logged.filter((c) => c.to === 'ready').length,
+    scanAnswered: answered('scan'),
+    apiRequests: answered('scan') + answered('visits') + (run.jobs?.sent ?? 0) + (run.journal?.sent ?? 0),
+    ...(run.journal ? { burst: { sent: run.journal.sent, acknowledged: run.journal.acknowledged, acknowledgedInOutage: run.journal.acknowledgedInOutage, replayedLogged: run.journal.replayedLogged } } : {}),
+    ...(run.jobs ? { jobs: run.jobs } : {}),
+  })
 }
 
 export function renderReport(runs: readonly RunResult[], context: ReportContext): string {
@@ -484,7 +517,8 @@ export function renderReport(runs: readonly RunResult[], context: ReportContext)
     '- Event-loop delay: `bench/chaos/eld-preload.ts` is preloaded (`--import`) into both servers and reports `monitorEventLoopDelay` (5 ms resolution) per 100 ms window; the cells give the worst window of each phase.',
     `- Machine: ${context.cpus} CPUs shared with other work (the load generator, the proxy of C and the burst of D run in the orchestrator process); 1-minute load average at the start of each run: `
     + `${runs.map((r) => `${r.contender} ${r.scenario} ${r.loadAverage.toFixed(1)}`).join(', ')}. Absolute req/s move with that load; compare within a phase of one run pair, and the shape over time.`,
-    `- Plot: [${context.svgName}](${context.svgName}) (p99 latency and OK req/s per 500 ms, outage shaded).`,
+    ...kitMetricsNote(runs),
+    `- Plot: [${context.svgName}](${context.svgName}) (p99 latency and OK req/s per 500 ms, outage shaded${runs.some((r) => r.kitMetrics) ? '; a strip along the top of each panel: the kit degraded, by its polled `express_redis_kit_state`' : ''}).`,
     '',
   )
   return lines.join('\n')

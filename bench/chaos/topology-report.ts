@@ -5,7 +5,7 @@
  * keeps the other as the last run that made it left it.
  */
 import { CLUSTER_NODE_TIMEOUT_MS, SENTINEL_DOWN_AFTER_MS, SENTINEL_FAILOVER_TIMEOUT_MS } from './topologies.js'
-import { FAILOVER_SCENARIOS, renderScenario, type ReportContext, type RunResult } from './stats.js'
+import { FAILOVER_SCENARIOS, kitMetricsNote, renderScenario, type ReportContext, type RunResult } from './stats.js'
 import type { PlotLabels } from './plot.js'
 
 export const FAILOVER_HEADING = '## Chaos on Redis Cluster and Sentinel: a master killed under load, kit vs the raw peer stack'
@@ -55,7 +55,8 @@ export function renderFailoverReport(runs: readonly RunResult[], context: Report
     `- Requests still unanswered when the load stopped are not counted: ${runs.map((r) => `${r.contender} ${r.scenario} ${r.inFlightAtEnd}`).join(', ')}.`,
     `- Machine: ${context.cpus} CPUs shared with other work (the load generator, the topology's 5–6 redis-server processes and the server under test); 1-minute load average at the start of each run: `
     + `${runs.map((r) => `${r.contender} ${r.scenario} ${r.loadAverage.toFixed(1)}`).join(', ')}.`,
-    `- Plot: [${context.svgName}](${context.svgName}) (p99 latency and OK req/s per 500 ms, from the kill until the new master was reported shaded).`,
+    ...kitMetricsNote(runs),
+    `- Plot: [${context.svgName}](${context.svgName}) (p99 latency and OK req/s per 500 ms, from the kill until the new master was reported shaded${runs.some((r) => r.kitMetrics) ? '; a strip along the top of each panel: the kit degraded, by its polled `express_redis_kit_state`' : ''}).`,
     '',
   )
   return lines.join('\n')

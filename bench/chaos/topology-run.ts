@@ -9,6 +9,7 @@ import { loadavg } from 'node:os'
 import type { Redis } from 'ioredis'
 import { inDoubt, onRedis, POLL_INTERVAL_MS, stateChanges, visitCounts, waitBackOnRedis } from './app-state.js'
 import { countJobs, startJobStream, type JobStream, type JobStreamResult } from './jobs.js'
+import { watchKitMetrics, type KitMetricsRun, type KitMetricsWatch } from './kit-metrics.js'
 import { getJson, login, pollHealth, startLoad, targetPath } from './load.js'
 import { startApp, stopApp, type AppProcess, type Contender } from './servers.js'
 import { isFailure, type FailoverScenario, type RunResult } from './stats.js'
@@ -107,6 +108,7 @@ export async function runFailover(contender: Contender, scenario: FailoverScenar
     const cookie = await setUp(app, settings.targets, setupFailures)
     if (!(await onRedis(app, 30_000))) throw new Error(`${contender} ${scenario}: not on Redis before the load`)
     const setupEndedAt = performance.now()
+    const metricsWatch: KitMetricsWatch | undefined = contender === 'kit' ? await watchKitMetrics(app.port, 1000) : undefined
     const poller = pollHealth(app.port, contender === 'kit' ? '/health' : '/health/redis', POLL_INTERVAL_MS,
       contender === 'kit' ? 1000 : settings.peerPollTimeoutMs)
     const loadAverage = loadavg()[0] ?? 0
@@ -134,6 +136,7 @@ export async function runFailover(contender: Contender, scenario: FailoverScenar
     } catch (error) {
       load.stop()
       await poller.stop()
+      await metricsWatch?.stopPolling()
       await jobStream?.stop()
       throw error
     }
@@ -142,6 +145,7 @@ export async function runFailover(contender: Contender, scenario: FailoverScenar
     const endAt = Math.min(performance.now(), load.t0 + durationS * 1000)
     const back = await waitBackOnRedis(app, poller, returnAt, BACK_DEADLINE_MS)
     const polls = await poller.stop()
+    await metricsWatch?.stopPolling()
     await readLatency(topology.dataPorts(), redisLatency)
     let meAfter = 0
     try { meAfter = (await getJson(app.port, '/me', 15_000, undefined, cookie)).status } catch { /* 0 = no answer */ }
@@ -157,6 +161,7 @@ export async function runFailover(contender: Contender, scenario: FailoverScenar
       log(`${contender} ${scenario}: job stream sent ${jobs.sent}, ${jobs.acknowledged} acknowledged, ${jobs.processed} processed, `
         + `${jobs.lost} lost, ${jobs.ranTwice} ran twice (waited ${(jobs.waitedMs / 1000).toFixed(1)} s)`)
     }
+    const kitMetrics: KitMetricsRun | undefined = metricsWatch ? await metricsWatch.finish(app.lines) : undefined
     log(`${contender} ${scenario}: ${samples.length} requests, ${samples.filter(isFailure).length} failed${back ? '' : ', NOT back on Redis in time'}`)
     if (process.env.CHAOS_LOG === '1') log(`${contender} ${scenario} server output:\n${app.output.join('\n')}`)
     return {
@@ -170,6 +175,7 @@ export async function runFailover(contender: Contender, scenario: FailoverScenar
       backTimedOut: !back,
       setupEndedAt,
       redisLatency: Object.fromEntries(redisLatency),
+      ...(kitMetrics ? { kitMetrics } : {}),
     }
   } finally {
     if (app) await stopApp(app)
