@@ -254,7 +254,6 @@ export class ConnectionManager extends EventEmitter<KitEvents> {
   private recoveryHost(client: RedisClient): RecoveryHost {
     return {
       client,
-      ownsClient: this.ownsClient,
       watchdog: this.watchdog,
       replayer: this.replayer,
       commandTimeoutMs: this.config.commandTimeoutMs,

@@ -27,7 +27,6 @@ const MAX_HOLD_DOWN_MS = 30_000
 
 export interface RecoveryHost {
   readonly client: RedisClient
-  readonly ownsClient: boolean
   readonly watchdog: Watchdog
   readonly replayer: Replayer
   readonly commandTimeoutMs: number
@@ -123,7 +122,10 @@ export class Recovery {
     clearTimeout(this.timer)
     this.timer = undefined
     if (client.status !== 'ready') {
-      if (client.status === 'end' && !this.host.ownsClient) client.connect().catch(() => {})
+      // 'end' means ioredis gave up and will not reconnect by itself, also on the kit's own client:
+      // a Sentinel client ends when +switch-master arrives while it asks a sentinel for the master
+      // (the dead master's failover detector stays subscribed). Its 'end' event brought us here.
+      if (client.status === 'end') client.connect().catch(() => {})
       return // the client's 'ready' event probes again
     }
     this.probing = true

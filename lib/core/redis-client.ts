@@ -96,6 +96,9 @@ export function createRedisClient(config: KitConfig, overrides: Partial<RedisOpt
       // master's connection to fail.
       failoverDetector: true,
       sentinelRetryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
+      // A sentinel that accepts the connection but never answers (hung) must not stall the lookup:
+      // ioredis sets no timeout on its SENTINEL queries by default; past this it asks the next one.
+      sentinelCommandTimeout: config.commandTimeoutMs,
       retryStrategy: (times) => retryDelay(times, config.maxRetryDelayMs),
       ...overrides,
     })
