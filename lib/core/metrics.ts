@@ -138,6 +138,8 @@ export function listening(name: keyof typeof CHANNELS): boolean {
 export class Metrics {
   readonly stateChanges = new LabeledCounter(info('state_changes_total', 'State changes of the Redis connection, by the state entered.', 'counter', '{change}', ['state']))
   readonly commands = new LabeledCounter(info('commands_total', 'Calls sent to Redis, by outcome: ok, timeout (no answer in time), outage (connection lost), refused (not run), error (an answer about the data).', 'counter', '{command}', ['outcome']))
+  /** The series of `commands` per outcome, bound once: counting a call on the hot path is one addition. */
+  readonly commandsBy = Object.fromEntries(COMMAND_OUTCOMES.map((outcome) => [outcome, this.commands.bind({ outcome })])) as Record<CommandOutcome, Series>
   readonly latency = new LatencyHistogram(info('command_duration_seconds', 'Time from a call to Redis\' answer, for answered calls.', 'histogram', 's'))
   readonly probes = new LabeledCounter(info('probes_total', 'Probes of a Redis the kit is not using, by result: ok, slow, failed.', 'counter', '{probe}', ['result']))
   readonly replayed = new LabeledCounter(info('journal_replayed_total', 'Journal entries replayed to Redis after an outage.', 'counter', '{entry}'))

@@ -83,7 +83,7 @@ export class Pending<T, R> extends Tracked {
   private count(outcome: CommandOutcome, now: number): void {
     if (this.answered) return
     const metrics = this.host.metrics
-    metrics.commands.add({ outcome })
+    metrics.commandsBy[outcome].add()
     if (outcome === 'ok') metrics.latency.observe((now - this.started) / 1000)
     if (listening('command')) publish('command', () => ({ feature: this.feature, outcome, durationMs: now - this.started }))
   }

@@ -78,7 +78,7 @@ export class Router implements PendingHost {
       return await call.redis(client, (roundTrip) => within(roundTrip, timeout, 'Redis'))
     } catch (error) {
       const outcome = classify(error)
-      this.metrics.commands.add({ outcome: outcome === 'data' ? 'error' : outcome === 'not-run' ? 'refused' : 'outage' })
+      this.metrics.commandsBy[outcome === 'data' ? 'error' : outcome === 'not-run' ? 'refused' : 'outage'].add()
       if (outcome === 'data') throw dataError(error)
       this.failed(error as Error)
       return call.memory(outcome)
