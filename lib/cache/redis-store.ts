@@ -27,7 +27,7 @@ import type { Step } from '../core/calls.js'
 import { LuaScript } from '../core/lua.js'
 import { isOutage } from '../core/outage.js'
 import { isCluster, type RedisClient } from '../core/redis-types.js'
-import { scanBatches } from '../core/scan.js'
+import { scanBatches, UNLINK_SET, unlinkKeys } from '../core/scan.js'
 import { KeySpace, underPrefix, type CacheKey } from './key.js'
 import type { EntryWrite, Target } from './types.js'
 
@@ -107,22 +107,7 @@ local life = tonumber(ARGV[2])
 if redis.call('PTTL', KEYS[1]) < life then redis.call('PEXPIRE', KEYS[1], life) end
 return 1`)
 
-/** KEYS[1] tag set. Unlinks every hash it names, then the set; returns how many it named. */
-const INVALIDATE_TAG = new LuaScript(`local members = redis.call('SMEMBERS', KEYS[1])
-for i = 1, #members, 500 do
-  redis.call('UNLINK', unpack(members, i, math.min(i + 499, #members)))
-end
-redis.call('UNLINK', KEYS[1])
-return #members`)
-
 const orUndefined = (value: Buffer | null): Buffer | undefined => value ?? undefined
-
-/** UNLINK of keys that may live in different slots: one command on one Redis, one per key on a Cluster. */
-async function unlinkEach(client: RedisClient, keys: readonly string[]): Promise<number> {
-  if (!isCluster(client)) return client.unlink(...keys)
-  const removed = await Promise.all(keys.map((key) => client.unlink(key)))
-  return removed.reduce((sum, count) => sum + count, 0)
-}
 
 interface PendingRead {
   key: string
@@ -226,7 +211,7 @@ export class RedisCacheOps {
       return removed.reduce((sum, count) => sum + count, 0)
     }
     const tagKey = this.keys.tag(target.tag)
-    if (!isCluster(client)) return Number(await INVALIDATE_TAG.run(client, [tagKey], []))
+    if (!isCluster(client)) return Number(await UNLINK_SET.run(client, [tagKey], []))
     const members = await client.smembers(tagKey)
     if (members.length === 0) return 0
     try {
@@ -247,7 +232,7 @@ export class RedisCacheOps {
     let removed = 0
     for await (const found of scanBatches(client, pattern, 1000, step)) {
       const doomed = KeySpace.needsCheck(prefix) ? await this.reallyUnder(client, found, prefix, step) : found
-      if (doomed.length > 0) removed += await step(unlinkEach(client, doomed))
+      removed += await unlinkKeys(client, doomed, step)
     }
     return removed
   }
