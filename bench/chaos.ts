@@ -33,7 +33,7 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { RedisServer } from '../test/helpers/redis-server.js'
-import { inDoubt, onRedis, POLL_INTERVAL_MS, stateChanges, visitCounts, waitBackOnRedis } from './chaos/app-state.js'
+import { inDoubt, onRedis, POLL_INTERVAL_MS, stateChanges, stopRun, visitCounts, waitBackOnRedis } from './chaos/app-state.js'
 import { countJobs, startJobStream, type JobStream, type JobStreamResult } from './chaos/jobs.js'
 import { watchKitMetrics, type KitMetricsRun, type KitMetricsWatch } from './chaos/kit-metrics.js'
 import { burst, getJson, login, pollHealth, startLoad, targetPath, type BurstResult } from './chaos/load.js'
@@ -44,7 +44,7 @@ import {
 import {
   isFailover, isFailure, renderReport, SCENARIOS as ALL_SCENARIOS, type FailoverScenario, type JournalBurst, type RunResult, type Scenario,
 } from './chaos/stats.js'
-import { stopTopologies } from './chaos/topologies.js'
+import { stopTopologies, withNode } from './chaos/topologies.js'
 import { FAILOVER_PLOT_LABELS, mergeReport, renderFailoverReport } from './chaos/topology-report.js'
 import { runFailover } from './chaos/topology-run.js'
 
@@ -82,17 +82,8 @@ const log = (line: string): void => { process.stderr.write(`[chaos] ${line}\n`) 
 const sleepUntil = (time: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, time - performance.now())))
 
 /** A short-lived client straight to the redis-server (never through the proxy). */
-async function withRedis<T>(redis: RedisServer, use: (client: Redis) => Promise<T>): Promise<T | null> {
-  const client = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false })
-  client.on('error', () => { /* reported as null */ })
-  try {
-    await client.connect()
-    return await use(client)
-  } catch {
-    return null
-  } finally {
-    client.disconnect()
-  }
+function withRedis<T>(redis: RedisServer, use: (client: Redis) => Promise<T>): Promise<T | null> {
+  return withNode(redis.port, use)
 }
 
 /** Reads `visitor_count` straight from Redis (null when it cannot be read). */
@@ -282,10 +273,7 @@ async function runOnce(contender: Contender, scenario: Exclude<Scenario, Failove
       if (scenario === 'stop') await resetLatency(redis)
       log(`${contender} ${scenario}: Redis ${scenario === 'slow' ? 'at full speed' : 'answering'} again at ${((returnAt - load.t0) / 1000).toFixed(2)} s`)
     } catch (error) {
-      load.stop()
-      await poller.stop()
-      await metricsWatch?.stopPolling()
-      await jobStream?.stop()
+      await stopRun({ load, poller, metricsWatch, jobStream })
       throw error
     }
     const { samples, inFlightAtEnd, inFlightByRoute } = await load.done

@@ -83,3 +83,19 @@ export function visitCounts(samples: readonly Sample[], inFlightByRoute: Readonl
     inDoubt: inDoubtCount,
   }
 }
+
+/** What a run starts next to its load, stopped in this order when the run is cut off by an error. */
+export interface RunParts {
+  load: { stop(): void }
+  poller: { stop(): Promise<unknown> }
+  metricsWatch?: { stopPolling(): Promise<unknown> } | undefined
+  jobStream?: { stop(): Promise<unknown> } | undefined
+}
+
+/** A run cut off by an error: stops what it started (the caller rethrows). */
+export async function stopRun({ load, poller, metricsWatch, jobStream }: RunParts): Promise<void> {
+  load.stop()
+  await poller.stop()
+  await metricsWatch?.stopPolling()
+  await jobStream?.stop()
+}

@@ -7,7 +7,7 @@
  */
 import { loadavg } from 'node:os'
 import type { Redis } from 'ioredis'
-import { inDoubt, onRedis, POLL_INTERVAL_MS, stateChanges, visitCounts, waitBackOnRedis } from './app-state.js'
+import { inDoubt, onRedis, POLL_INTERVAL_MS, stateChanges, stopRun, visitCounts, waitBackOnRedis } from './app-state.js'
 import { countJobs, startJobStream, type JobStream, type JobStreamResult } from './jobs.js'
 import { watchKitMetrics, type KitMetricsRun, type KitMetricsWatch } from './kit-metrics.js'
 import { getJson, login, pollHealth, startLoad, targetPath } from './load.js'
@@ -134,10 +134,7 @@ export async function runFailover(contender: Contender, scenario: FailoverScenar
       returnAt = performance.now()
       log(`${contender} ${scenario}: new master ${newMasterPort} reported at ${((returnAt - load.t0) / 1000).toFixed(2)} s (${((returnAt - faultAt) / 1000).toFixed(2)} s after the kill)`)
     } catch (error) {
-      load.stop()
-      await poller.stop()
-      await metricsWatch?.stopPolling()
-      await jobStream?.stop()
+      await stopRun({ load, poller, metricsWatch, jobStream })
       throw error
     }
     const { samples, inFlightAtEnd, inFlightByRoute } = await load.done
